@@ -280,8 +280,26 @@ class SyncReply:
     cars: tuple[Car, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class CommitSyncRequest:
+    """A replica that fell behind asks for the Commits of slots from ``from_slot`` on."""
+
+    from_slot: int
+
+
 Message = Union[
-    Car, LaneVote, PoA, Prepare, Vote, Confirm, Commit, Timeout, TC, SyncRequest, SyncReply
+    Car,
+    LaneVote,
+    PoA,
+    Prepare,
+    Vote,
+    Confirm,
+    Commit,
+    Timeout,
+    TC,
+    SyncRequest,
+    SyncReply,
+    CommitSyncRequest,
 ]
 
 

@@ -21,6 +21,8 @@ class ProtocolConfig:
     parallel_slots: int = 4
     sync_retry_ms: int = 300
     max_sync_cars: int = 512
+    car_retention: int = 4096
+    commit_retention: int = 4096
 
     def __post_init__(self) -> None:
         for name in (
@@ -33,6 +35,8 @@ class ProtocolConfig:
             "parallel_slots",
             "sync_retry_ms",
             "max_sync_cars",
+            "car_retention",
+            "commit_retention",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"protocol config: {name} must be positive")

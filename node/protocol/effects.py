@@ -7,7 +7,6 @@ is how a vote is written before it is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from node.protocol.events import Timer
 from node.types.messages import Block, Cut, Message
@@ -81,4 +80,4 @@ class Reject:
     reason: str
 
 
-Effect = Union[Send, Broadcast, SetTimer, CancelTimer, Persist, Committed, Deliver, Ignore, Reject]
+Effect = Send | Broadcast | SetTimer | CancelTimer | Persist | Committed | Deliver | Ignore | Reject

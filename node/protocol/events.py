@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from node.types.messages import Message
 
@@ -48,4 +47,4 @@ class TxsSubmitted:
     txs: tuple[bytes, ...]
 
 
-Event = Union[Start, MessageReceived, TimerFired, TxsSubmitted]
+Event = Start | MessageReceived | TimerFired | TxsSubmitted

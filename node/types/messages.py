@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Union
 
 from node.crypto.hashing import ZERO_DIGEST, hash_tagged
 from node.types.encoding import encode_bytes_list, encode_ints, encode_u64
@@ -155,7 +154,10 @@ class Proposal:
     def digest(self) -> bytes:
         return hash_tagged(
             b"proposal",
-            encode_u64(self.slot) + encode_u64(self.view) + self.cut.digest + encode_u64(self.leader),
+            encode_u64(self.slot)
+            + encode_u64(self.view)
+            + self.cut.digest
+            + encode_u64(self.leader),
         )
 
 
@@ -287,20 +289,20 @@ class CommitSyncRequest:
     from_slot: int
 
 
-Message = Union[
-    Car,
-    LaneVote,
-    PoA,
-    Prepare,
-    Vote,
-    Confirm,
-    Commit,
-    Timeout,
-    TC,
-    SyncRequest,
-    SyncReply,
-    CommitSyncRequest,
-]
+Message = (
+    Car
+    | LaneVote
+    | PoA
+    | Prepare
+    | Vote
+    | Confirm
+    | Commit
+    | Timeout
+    | TC
+    | SyncRequest
+    | SyncReply
+    | CommitSyncRequest
+)
 
 
 # ---------------------------------------------------------------- ordered output

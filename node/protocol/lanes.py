@@ -359,8 +359,10 @@ class Lanes:
         if target is None or not reply.cars:
             return [Ignore("unrequested or empty sync reply")]
         cars = reply.cars
-        if cars[0].pos != target.from_pos or len(cars) > self.config.max_sync_cars:
-            return [Reject(sender, "sync reply does not start where requested")]
+        if len(cars) > self.config.max_sync_cars:
+            return [Reject(sender, "sync reply longer than allowed")]
+        if cars[0].pos != target.from_pos:
+            return [Ignore("sync reply for an earlier request")]
         for prev, car in zip(cars, cars[1:], strict=False):
             if car.pos != prev.pos + 1 or car.parent != prev.digest:
                 return [Reject(sender, "sync reply is not a gap-free hash chain")]

@@ -1,0 +1,471 @@
+"""The simulation harness: replicas, the effect driver, crashes and restarts, Byzantine hosts.
+
+One ``Simulation`` runs one scenario to its end and returns a ``RunResult``. Each validator
+index is a *host* running one *instance* (a machine with its own persisted store and ledger);
+Byzantine twins are a host with two instances, each talking to its own half of the peers.
+A crash drops the instance's replica, its timers and every message in flight to it; a restart
+builds a fresh replica, hands it the persisted records, then starts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from node.crypto.signing import KeyedHashSigner, KeyedHashVerifier, Signer, Verifier
+from node.protocol.config import ProtocolConfig
+from node.protocol.effects import (
+    Broadcast,
+    CancelTimer,
+    Committed,
+    Deliver,
+    Effect,
+    Ignore,
+    Persist,
+    PersistKey,
+    Reject,
+    Send,
+    SetTimer,
+)
+from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFired, TxsSubmitted
+from node.sim.byzantine import Behaviour, make_behaviour, split_peers
+from node.sim.clients import Clients
+from node.sim.clock import US_PER_MS, VirtualClock
+from node.sim.invariants import CommitRecord, Monitor, Violation
+from node.sim.network import Network
+from node.sim.scenarios import Crash, Scenario
+from node.types.committee import Committee, Validator
+from node.types.messages import Block, Message
+
+CHAIN_ID = 7357
+MAX_EVENTS = 3_000_000
+MID_STEP_PATIENCE = 200 * US_PER_MS
+
+_DELIVER, _TIMER, _ACTION = 1, 2, 3
+
+
+class ReplicaLike(Protocol):
+    def restore(self, records: Mapping[PersistKey, object]) -> None: ...
+
+    def step(self, event: Event) -> list[Effect]: ...
+
+
+ReplicaFactory = Callable[[Committee, int, Signer, Verifier, ProtocolConfig], ReplicaLike]
+
+
+def real_replica(
+    committee: Committee, me: int, signer: Signer, verifier: Verifier, config: ProtocolConfig
+) -> ReplicaLike:
+    from node.protocol.replica import Replica
+
+    return Replica(committee, me, signer, verifier, config)
+
+
+def make_keys(validators: int, seed: int) -> tuple[Committee, list[bytes]]:
+    """Per-validator secrets derived from the seed, and the committee they sign for."""
+    secrets = [hashlib.blake2b(b"lanenet-sim/%d/%d" % (seed, i), digest_size=32).digest()
+               for i in range(validators)]
+    members = tuple(Validator(i, f"v{i}", hashlib.blake2b(s, digest_size=32).digest())
+                    for i, s in enumerate(secrets))
+    return Committee(CHAIN_ID, members), secrets
+
+
+@dataclass(slots=True)
+class Instance:
+    """One machine running validator ``host``: survives crashes, unlike its replica."""
+
+    host: int
+    number: int
+    audience: frozenset[int] | None
+    store: dict[PersistKey, object] = field(default_factory=dict)
+    ledger: list[Block] = field(default_factory=list)
+    replica: ReplicaLike | None = None
+    timers: dict[Timer, int] = field(default_factory=dict)
+    incarnation: int = 0
+    crash_pending: int | None = None
+    crashes: int = 0
+
+    def hears(self, peer: int) -> bool:
+        return self.audience is None or peer in self.audience
+
+
+@dataclass(slots=True)
+class Host:
+    index: int
+    honest: bool
+    instances: list[Instance]
+    behaviours: list[Behaviour]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What one run produced: violations, the evidence for metrics, and fingerprints."""
+
+    scenario: Scenario
+    violations: list[Violation]
+    monitor: Monitor
+    ledgers: dict[int, list[Block]]
+    honest: tuple[int, ...]
+    mean_delay: float
+    end: int
+    events: int
+    counters: Counter[str]
+    submitted: dict[bytes, tuple[int, int]]
+    crashed: frozenset[int]
+
+    def ledger_fingerprint(self) -> str:
+        """One digest over every honest ledger: equal for two runs of one seed."""
+        h = hashlib.blake2b(digest_size=16)
+        for node in sorted(self.ledgers):
+            h.update(b"node%d" % node)
+            for block in self.ledgers[node]:
+                h.update(block.digest)
+        return h.hexdigest()
+
+
+class _Context:
+    """What Byzantine behaviours of one host may touch (see ``byzantine.ByzContext``)."""
+
+    def __init__(self, sim: Simulation, host: Host, signer: Signer, rng: random.Random):
+        self.sim = sim
+        self.index = host.index
+        self.committee = sim.committee
+        self.signer = signer
+        self.rng = rng
+
+    @property
+    def now(self) -> int:
+        return self.sim.clock.now
+
+    def inject(self, to: int, message: Message) -> None:
+        self.sim.inject(self.index, to, message)
+
+    def every(self, period: int, action: Callable[[], None]) -> None:
+        def tick() -> None:
+            action()
+            self.sim.clock.schedule_in(period, _ACTION, tick)
+
+        self.sim.clock.schedule_in(period, _ACTION, tick)
+
+
+class Simulation:
+    """One seeded run of ``scenario`` with replicas made by ``factory``."""
+
+    def __init__(self, scenario: Scenario, factory: ReplicaFactory = real_replica) -> None:
+        self.scenario = scenario
+        self.factory = factory
+        n, seed = scenario.validators, scenario.seed
+        self.committee, self.secrets = make_keys(n, seed)
+        self.verifier = KeyedHashVerifier(self.secrets)
+        self.clock = VirtualClock()
+        self.network = Network(n, scenario.link, random.Random(f"network/{seed}"),
+                               scenario.partitions, scenario.loss_windows)
+        self.clients = Clients(n, scenario.load, random.Random(f"clients/{seed}"))
+        self.rng = random.Random(f"harness/{seed}")
+        self.monitor = Monitor()
+        self.violations: list[Violation] = []
+        self.counters: Counter[str] = Counter()
+        self.submitted: dict[bytes, tuple[int, int]] = {}
+        self.crashed_hosts: set[int] = set()
+        self.halted = False
+        self.events = 0
+        self._timer_tokens = 0
+        self.hosts = [self._make_host(i) for i in range(n)]
+        self.contexts = {
+            h.index: _Context(self, h, KeyedHashSigner(self.secrets[h.index]),
+                              random.Random(f"byzantine/{seed}/{h.index}"))
+            for h in self.hosts if h.behaviours
+        }
+        self._others = [tuple(j for j in range(n) if j != i) for i in range(n)]
+
+    def _make_host(self, index: int) -> Host:
+        kinds = dict(self.scenario.byzantine).get(index, ())
+        size = self.scenario.validators
+        rng = random.Random(f"byzantine-setup/{self.scenario.seed}/{index}")
+        if "twins" in kinds:
+            half = split_peers(index, size, rng)
+            rest = frozenset(range(size)) - half - {index}
+            instances = [Instance(index, 0, half), Instance(index, 1, rest)]
+        else:
+            instances = [Instance(index, 0, None)]
+        behaviours = [make_behaviour(k, index, size, rng) for k in kinds if k != "twins"]
+        return Host(index, not kinds, instances, behaviours)
+
+    # ------------------------------------------------------------ running
+
+    def run(self) -> RunResult:
+        for host in self.hosts:
+            for inst in host.instances:
+                self._boot(inst, restore=False)
+            ctx = self.contexts.get(host.index)
+            for behaviour in host.behaviours:
+                if ctx is not None:
+                    behaviour.on_start(ctx)
+        self.clock.schedule(self.clients.next_gap(), _ACTION, self._submit)
+        for crash in self.scenario.crashes:
+            self._schedule_crash(crash)
+        self._loop(self.scenario.duration)
+        return self._result()
+
+    def _loop(self, end: int) -> None:
+        clock = self.clock
+        while clock and not self.halted:
+            at = clock.peek_time()
+            if at is None or at > end:
+                break
+            kind, payload = clock.pop()
+            self.events += 1
+            if self.events > MAX_EVENTS:
+                self._violate("runaway", f"more than {MAX_EVENTS} events by "
+                              f"{clock.now // US_PER_MS} ms")
+                break
+            if kind == _DELIVER:
+                self._on_deliver(*payload)
+            elif kind == _TIMER:
+                self._on_timer(*payload)
+            else:
+                payload[0]()
+        self.clock.now = max(self.clock.now, end)
+
+    def _result(self) -> RunResult:
+        honest = tuple(h.index for h in self.hosts if h.honest)
+        ledgers = {i: self.hosts[i].instances[0].ledger for i in honest}
+        return RunResult(self.scenario, self.violations + self.monitor.votes.violations,
+                         self.monitor, ledgers, honest, self.network.mean_delay,
+                         self.clock.now, self.events, self.counters, self.submitted,
+                         frozenset(self.crashed_hosts))
+
+    def _violate(self, kind: str, detail: str) -> None:
+        self.violations.append(Violation(kind, detail))
+
+    # ------------------------------------------------------------ replicas
+
+    def _boot(self, inst: Instance, restore: bool) -> None:
+        signer = KeyedHashSigner(self.secrets[inst.host])
+        replica = self.factory(self.committee, inst.host, signer, self.verifier,
+                               self.scenario.config)
+        inst.replica = replica
+        if restore and not self._guard(inst, lambda: replica.restore(dict(inst.store))):
+            return
+        self._step(inst, Start(self.clock.now_ms))
+
+    def _guard(self, inst: Instance, call: Callable[[], Any]) -> bool:
+        """Run a replica call; an exception is a protocol bug, recorded, and ends the run."""
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - any replica exception is a finding
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._violate("replica-exception", f"node {inst.host}: {type(exc).__name__}: "
+                          f"{exc} at {where.filename}:{where.lineno}")
+            self.halted = True
+            return False
+        return True
+
+    def _step(self, inst: Instance, event: Event) -> None:
+        replica = inst.replica
+        if replica is None:
+            return
+        out: list[list[Effect]] = []
+        if not self._guard(inst, lambda: out.append(replica.step(event))):
+            return
+        effects = out[0]
+        if inst.crash_pending is not None:
+            cut = self._mid_step_cut(inst, effects)
+            if cut is not None:
+                for effect in effects[:cut]:
+                    self._apply(inst, effect)
+                self._crash(inst)
+                return
+        for effect in effects:
+            self._apply(inst, effect)
+
+    def _mid_step_cut(self, inst: Instance, effects: list[Effect]) -> int | None:
+        """Where to cut a step when a mid-step crash is due: just after a random Persist."""
+        writes = [i for i, e in enumerate(effects) if isinstance(e, Persist)]
+        if writes:
+            return self.rng.choice(writes) + 1
+        deadline = inst.crash_pending
+        if deadline is not None and self.clock.now >= deadline:
+            return 0
+        return None
+
+    def _apply(self, inst: Instance, effect: Effect) -> None:
+        match effect:
+            case Send(to=to, message=message):
+                self._send(inst, (to,), message)
+            case Broadcast(message=message):
+                self._send(inst, self._others[inst.host], message)
+            case SetTimer(timer=timer, delay_ms=delay):
+                self._timer_tokens += 1
+                inst.timers[timer] = self._timer_tokens
+                self.clock.schedule_in(delay * US_PER_MS, _TIMER, inst, inst.incarnation,
+                                       timer, self._timer_tokens)
+            case CancelTimer(timer=timer):
+                inst.timers.pop(timer, None)
+            case Persist(key=key, value=value):
+                if value is None:
+                    inst.store.pop(key, None)
+                else:
+                    inst.store[key] = value
+            case Deliver(block=block):
+                self._on_block(inst, block)
+            case Committed():
+                self._on_committed(inst, effect)
+            case Ignore():
+                self.counters["ignore"] += 1
+            case Reject():
+                self._on_reject(inst, effect)
+
+    def _on_reject(self, inst: Instance, effect: Reject) -> None:
+        self.counters["reject"] += 1
+        if self.hosts[effect.peer].honest and self.hosts[inst.host].honest:
+            self.counters["reject-honest:" + effect.reason.split(":")[0][:60]] += 1
+
+    def _on_block(self, inst: Instance, block: Block) -> None:
+        ledger = inst.ledger
+        honest = self.hosts[inst.host].honest
+        if block.height <= len(ledger):
+            if honest and ledger[block.height - 1].digest != block.digest:
+                self._violate("redelivery", f"node {inst.host} re-delivered a different "
+                              f"block at height {block.height}")
+            return
+        if block.height != len(ledger) + 1:
+            if honest:
+                self._violate("height-gap", f"node {inst.host} delivered height "
+                              f"{block.height} after {len(ledger)}")
+            return
+        ledger.append(block)
+
+    def _on_committed(self, inst: Instance, effect: Committed) -> None:
+        if not self.hosts[inst.host].honest:
+            return
+        self.counters["committed"] += 1
+        record = CommitRecord(effect.slot, effect.view, effect.cut.digest, effect.fast,
+                              self.clock.now)
+        self.monitor.on_commit(inst.host, record)
+
+    # ------------------------------------------------------------ network
+
+    def _send(self, inst: Instance, targets: Sequence[int], message: Message) -> None:
+        host = self.hosts[inst.host]
+        pairs = [(to, message) for to in targets if to == inst.host or inst.hears(to)]
+        ctx = self.contexts.get(host.index)
+        if ctx is not None:
+            for behaviour in host.behaviours:
+                pairs = [out for to, m in pairs for out in behaviour.on_send(ctx, to, m)]
+        observed: set[int] = set()
+        for to, msg in pairs:
+            if id(msg) not in observed:
+                observed.add(id(msg))
+                self.monitor.on_send(host.index, host.honest, msg, self.clock.now)
+            if to == inst.host:
+                self.clock.schedule(self.clock.now, _DELIVER, inst, inst.incarnation,
+                                    inst.host, msg)
+            else:
+                self._transmit(inst.host, to, msg)
+
+    def inject(self, src: int, to: int, message: Message) -> None:
+        """A Byzantine host sends ``message`` outside its replica (replays, forgeries)."""
+        self.monitor.on_send(src, False, message, self.clock.now)
+        self._transmit(src, to, message)
+
+    def _transmit(self, src: int, to: int, message: Message) -> None:
+        times = self.network.route(self.clock.now, src, to, message)
+        if not times:
+            return
+        for target in self.hosts[to].instances:
+            if target.hears(src):
+                for at in times:
+                    self.clock.schedule(at, _DELIVER, target, target.incarnation, src, message)
+
+    def _on_deliver(self, inst: Instance, incarnation: int, src: int, message: Message) -> None:
+        if inst.replica is None or inst.incarnation != incarnation:
+            self.counters["dropped-at-crashed"] += 1
+            return
+        host = self.hosts[inst.host]
+        ctx = self.contexts.get(host.index)
+        if ctx is not None:
+            for behaviour in host.behaviours:
+                behaviour.on_receive(ctx, src, message)
+        self._step(inst, MessageReceived(self.clock.now_ms, src, message))
+
+    def _on_timer(self, inst: Instance, incarnation: int, timer: Timer, token: int) -> None:
+        if inst.incarnation != incarnation or inst.timers.get(timer) != token:
+            return
+        del inst.timers[timer]
+        self._step(inst, TimerFired(self.clock.now_ms, timer))
+
+    # ------------------------------------------------------------ clients and faults
+
+    def _submit(self) -> None:
+        for host in self.hosts:
+            live = [inst for inst in host.instances if inst.replica is not None]
+            if not live:
+                continue
+            txs = self.clients.make_batch(host.index)
+            if host.honest:
+                for tx in txs:
+                    self.submitted[tx] = (host.index, self.clock.now)
+            for inst in live:
+                self._step(inst, TxsSubmitted(self.clock.now_ms, txs))
+        self.clock.schedule_in(self.clients.next_gap(), _ACTION, self._submit)
+
+    def _schedule_crash(self, crash: Crash) -> None:
+        state: dict[str, Instance] = {}
+
+        def go_down() -> None:
+            host = crash.host
+            if host is None:
+                host = self._next_honest_leader()
+            inst = self.hosts[host].instances[0]
+            if inst.replica is None:
+                return
+            self.crashed_hosts.add(host)
+            state["inst"] = inst
+            if crash.mid_step:
+                inst.crash_pending = self.clock.now + MID_STEP_PATIENCE
+            else:
+                self._crash(inst)
+
+        def come_back() -> None:
+            inst = state.get("inst")
+            if inst is None:
+                return
+            if inst.replica is not None:  # a mid-step crash still waiting: crash now
+                self._crash(inst)
+            self._boot(inst, restore=True)
+
+        self.clock.schedule(crash.at, _ACTION, go_down)
+        if crash.restart is not None:
+            self.clock.schedule(crash.restart, _ACTION, come_back)
+
+    def _next_honest_leader(self) -> int:
+        slot = self.monitor.max_slot_prepared + 1
+        for offset in range(self.scenario.validators):
+            leader = self.committee.leader(slot + offset, 0)
+            if self.hosts[leader].honest:
+                return leader
+        return 0
+
+    def _crash(self, inst: Instance) -> None:
+        inst.replica = None
+        inst.timers.clear()
+        inst.incarnation += 1
+        inst.crash_pending = None
+        inst.crashes += 1
+        self.counters["crashes"] += 1
+
+
+def run_scenario(scenario: Scenario, factory: ReplicaFactory = real_replica) -> RunResult:
+    """Run one scenario to its end and check every invariant."""
+    from node.sim.checks import check_run
+
+    sim = Simulation(scenario, factory)
+    result = sim.run()
+    result.violations.extend(check_run(result, sim))
+    return result

@@ -115,10 +115,12 @@ class EquivocatingLeader(Behaviour):
         cut = self._other_cut(ctx.rng, proposal.cut)
         if cut is None:
             return prepare
-        signed = signing_bytes(MsgKind.PROPOSAL, ctx.committee.chain_id, proposal.slot,
-                               proposal.view, cut.digest)
-        other = Proposal(proposal.slot, proposal.view, cut, proposal.leader,
-                         ctx.signer.sign(signed))
+        signed = signing_bytes(
+            MsgKind.PROPOSAL, ctx.committee.chain_id, proposal.slot, proposal.view, cut.digest
+        )
+        other = Proposal(
+            proposal.slot, proposal.view, cut, proposal.leader, ctx.signer.sign(signed)
+        )
         return Prepare(other, prepare.ticket)
 
     def _other_cut(self, rng: random.Random, cut: Cut) -> Cut | None:
@@ -165,8 +167,7 @@ def fork_car(ctx: ByzContext, car: Car) -> Car:
     """The same position and parent with other transactions, signed by the owner."""
     txs = tuple(b"fork|" + tx for tx in car.txs) or (b"fork|%d|%d" % (car.lane, car.pos),)
     unsigned = Car.create(car.lane, car.pos, car.parent, car.parent_poa, txs, b"")
-    signed = signing_bytes(MsgKind.CAR, ctx.committee.chain_id, car.lane, car.pos,
-                           unsigned.digest)
+    signed = signing_bytes(MsgKind.CAR, ctx.committee.chain_id, car.lane, car.pos, unsigned.digest)
     return dataclasses.replace(unsigned, signature=ctx.signer.sign(signed))
 
 
@@ -199,7 +200,7 @@ def flip(signature: bytes, rng: random.Random) -> bytes:
     if not signature:
         return b"\x01"
     at = rng.randrange(len(signature))
-    return signature[:at] + bytes([signature[at] ^ (1 << rng.randrange(8))]) + signature[at + 1:]
+    return signature[:at] + bytes([signature[at] ^ (1 << rng.randrange(8))]) + signature[at + 1 :]
 
 
 def corrupt_signature(message: Message, rng: random.Random) -> Message:

@@ -34,7 +34,8 @@ def check_run(result: RunResult, sim: Simulation) -> list[Violation]:
     found += check_liveness(commit_times, since, bound)
     deadline = result.end - bound
     expected = {
-        tx: lane for tx, (lane, at) in result.submitted.items()
+        tx: lane
+        for tx, (lane, at) in result.submitted.items()
         if at <= deadline and lane not in result.crashed
     }
     found += check_inclusion(expected, ledgers)

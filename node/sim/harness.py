@@ -68,10 +68,14 @@ def real_replica(
 
 def make_keys(validators: int, seed: int) -> tuple[Committee, list[bytes]]:
     """Per-validator secrets derived from the seed, and the committee they sign for."""
-    secrets = [hashlib.blake2b(b"lanenet-sim/%d/%d" % (seed, i), digest_size=32).digest()
-               for i in range(validators)]
-    members = tuple(Validator(i, f"v{i}", hashlib.blake2b(s, digest_size=32).digest())
-                    for i, s in enumerate(secrets))
+    secrets = [
+        hashlib.blake2b(b"lanenet-sim/%d/%d" % (seed, i), digest_size=32).digest()
+        for i in range(validators)
+    ]
+    members = tuple(
+        Validator(i, f"v{i}", hashlib.blake2b(s, digest_size=32).digest())
+        for i, s in enumerate(secrets)
+    )
     return Committee(CHAIN_ID, members), secrets
 
 
@@ -163,8 +167,13 @@ class Simulation:
         self.committee, self.secrets = make_keys(n, seed)
         self.verifier = KeyedHashVerifier(self.secrets)
         self.clock = VirtualClock()
-        self.network = Network(n, scenario.link, random.Random(f"network/{seed}"),
-                               scenario.partitions, scenario.loss_windows)
+        self.network = Network(
+            n,
+            scenario.link,
+            random.Random(f"network/{seed}"),
+            scenario.partitions,
+            scenario.loss_windows,
+        )
         self.clients = Clients(n, scenario.load, random.Random(f"clients/{seed}"))
         self.rng = random.Random(f"harness/{seed}")
         self.monitor = Monitor()
@@ -177,9 +186,14 @@ class Simulation:
         self._timer_tokens = 0
         self.hosts = [self._make_host(i) for i in range(n)]
         self.contexts = {
-            h.index: _Context(self, h, KeyedHashSigner(self.secrets[h.index]),
-                              random.Random(f"byzantine/{seed}/{h.index}"))
-            for h in self.hosts if h.behaviours
+            h.index: _Context(
+                self,
+                h,
+                KeyedHashSigner(self.secrets[h.index]),
+                random.Random(f"byzantine/{seed}/{h.index}"),
+            )
+            for h in self.hosts
+            if h.behaviours
         }
         self._others = [tuple(j for j in range(n) if j != i) for i in range(n)]
 
@@ -221,8 +235,9 @@ class Simulation:
             kind, payload = clock.pop()
             self.events += 1
             if self.events > MAX_EVENTS:
-                self._violate("runaway", f"more than {MAX_EVENTS} events by "
-                              f"{clock.now // US_PER_MS} ms")
+                self._violate(
+                    "runaway", f"more than {MAX_EVENTS} events by {clock.now // US_PER_MS} ms"
+                )
                 break
             if kind == _DELIVER:
                 self._on_deliver(*payload)
@@ -235,10 +250,19 @@ class Simulation:
     def _result(self) -> RunResult:
         honest = tuple(h.index for h in self.hosts if h.honest)
         ledgers = {i: self.hosts[i].instances[0].ledger for i in honest}
-        return RunResult(self.scenario, self.violations + self.monitor.votes.violations,
-                         self.monitor, ledgers, honest, self.network.mean_delay,
-                         self.clock.now, self.events, self.counters, self.submitted,
-                         frozenset(self.crashed_hosts))
+        return RunResult(
+            self.scenario,
+            self.violations + self.monitor.votes.violations,
+            self.monitor,
+            ledgers,
+            honest,
+            self.network.mean_delay,
+            self.clock.now,
+            self.events,
+            self.counters,
+            self.submitted,
+            frozenset(self.crashed_hosts),
+        )
 
     def _violate(self, kind: str, detail: str) -> None:
         self.violations.append(Violation(kind, detail))
@@ -247,8 +271,9 @@ class Simulation:
 
     def _boot(self, inst: Instance, restore: bool) -> None:
         signer = KeyedHashSigner(self.secrets[inst.host])
-        replica = self.factory(self.committee, inst.host, signer, self.verifier,
-                               self.scenario.config)
+        replica = self.factory(
+            self.committee, inst.host, signer, self.verifier, self.scenario.config
+        )
         inst.replica = replica
         if restore and not self._guard(inst, lambda: replica.restore(dict(inst.store))):
             return
@@ -260,8 +285,10 @@ class Simulation:
             call()
         except Exception as exc:  # noqa: BLE001 - any replica exception is a finding
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            self._violate("replica-exception", f"node {inst.host}: {type(exc).__name__}: "
-                          f"{exc} at {where.filename}:{where.lineno}")
+            self._violate(
+                "replica-exception",
+                f"node {inst.host}: {type(exc).__name__}: {exc} at {where.filename}:{where.lineno}",
+            )
             self.halted = True
             return False
         return True
@@ -303,8 +330,9 @@ class Simulation:
             case SetTimer(timer=timer, delay_ms=delay):
                 self._timer_tokens += 1
                 inst.timers[timer] = self._timer_tokens
-                self.clock.schedule_in(delay * US_PER_MS, _TIMER, inst, inst.incarnation,
-                                       timer, self._timer_tokens)
+                self.clock.schedule_in(
+                    delay * US_PER_MS, _TIMER, inst, inst.incarnation, timer, self._timer_tokens
+                )
             case CancelTimer(timer=timer):
                 inst.timers.pop(timer, None)
             case Persist(key=key, value=value):
@@ -331,13 +359,17 @@ class Simulation:
         honest = self.hosts[inst.host].honest
         if block.height <= len(ledger):
             if honest and ledger[block.height - 1].digest != block.digest:
-                self._violate("redelivery", f"node {inst.host} re-delivered a different "
-                              f"block at height {block.height}")
+                self._violate(
+                    "redelivery",
+                    f"node {inst.host} re-delivered a different block at height {block.height}",
+                )
             return
         if block.height != len(ledger) + 1:
             if honest:
-                self._violate("height-gap", f"node {inst.host} delivered height "
-                              f"{block.height} after {len(ledger)}")
+                self._violate(
+                    "height-gap",
+                    f"node {inst.host} delivered height {block.height} after {len(ledger)}",
+                )
             return
         ledger.append(block)
 
@@ -345,8 +377,9 @@ class Simulation:
         if not self.hosts[inst.host].honest:
             return
         self.counters["committed"] += 1
-        record = CommitRecord(effect.slot, effect.view, effect.cut.digest, effect.fast,
-                              self.clock.now)
+        record = CommitRecord(
+            effect.slot, effect.view, effect.cut.digest, effect.fast, self.clock.now
+        )
         self.monitor.on_commit(inst.host, record)
 
     # ------------------------------------------------------------ network
@@ -364,8 +397,9 @@ class Simulation:
                 observed.add(id(msg))
                 self.monitor.on_send(host.index, host.honest, msg, self.clock.now)
             if to == inst.host:
-                self.clock.schedule(self.clock.now, _DELIVER, inst, inst.incarnation,
-                                    inst.host, msg)
+                self.clock.schedule(
+                    self.clock.now, _DELIVER, inst, inst.incarnation, inst.host, msg
+                )
             else:
                 self._transmit(inst.host, to, msg)
 

@@ -65,15 +65,23 @@ def check_agreement(ledgers: Mapping[int, Sequence[Block]]) -> list[Violation]:
         for index, block in enumerate(ledgers[node]):
             height = index + 1
             if block.height != height:
-                found.append(Violation("height", f"node {node} has height {block.height} "
-                                       f"at position {height}"))
+                found.append(
+                    Violation(
+                        "height", f"node {node} has height {block.height} at position {height}"
+                    )
+                )
                 break
             digest = block.digest
             first = reference.setdefault(height, (node, digest))
             if first[1] != digest:
-                found.append(Violation("agreement", f"height {height}: node {first[0]} has "
-                                       f"{first[1].hex()[:12]}, node {node} has "
-                                       f"{digest.hex()[:12]}"))
+                found.append(
+                    Violation(
+                        "agreement",
+                        f"height {height}: node {first[0]} has "
+                        f"{first[1].hex()[:12]}, node {node} has "
+                        f"{digest.hex()[:12]}",
+                    )
+                )
                 break
     return found
 
@@ -87,9 +95,14 @@ def check_slot_agreement(commits: Mapping[int, Mapping[int, bytes]]) -> list[Vio
             digest = commits[node][slot]
             first = reference.setdefault(slot, (node, digest))
             if first[1] != digest:
-                found.append(Violation("slot-agreement", f"slot {slot}: node {first[0]} "
-                                       f"committed {first[1].hex()[:12]}, node {node} "
-                                       f"{digest.hex()[:12]}"))
+                found.append(
+                    Violation(
+                        "slot-agreement",
+                        f"slot {slot}: node {first[0]} "
+                        f"committed {first[1].hex()[:12]}, node {node} "
+                        f"{digest.hex()[:12]}",
+                    )
+                )
     return found
 
 
@@ -104,14 +117,24 @@ def check_no_duplicates(ledgers: Mapping[int, Sequence[Block]]) -> list[Violatio
                 where = positions.get((car.lane, car.pos))
                 positions[(car.lane, car.pos)] = block.height
                 if where is not None:
-                    found.append(Violation("duplicate-car", f"node {node}: lane {car.lane} "
-                                           f"pos {car.pos} ordered at heights {where} and "
-                                           f"{block.height}"))
+                    found.append(
+                        Violation(
+                            "duplicate-car",
+                            f"node {node}: lane {car.lane} "
+                            f"pos {car.pos} ordered at heights {where} and "
+                            f"{block.height}",
+                        )
+                    )
                 for tx in car.txs:
                     if tx in txs:
-                        found.append(Violation("duplicate-tx", f"node {node}: tx {tx[:24]!r} "
-                                               f"ordered at heights {txs[tx]} and "
-                                               f"{block.height}"))
+                        found.append(
+                            Violation(
+                                "duplicate-tx",
+                                f"node {node}: tx {tx[:24]!r} "
+                                f"ordered at heights {txs[tx]} and "
+                                f"{block.height}",
+                            )
+                        )
                     else:
                         txs[tx] = block.height
     return _dedupe(found)
@@ -156,14 +179,17 @@ def is_valid_poa(poa: PoA, committee: Committee, verifier: Verifier) -> bool:
         return False
     if committee.weight_of(poa.signers) < committee.poa_quorum:
         return False
-    message = signing_bytes(MsgKind.LANE_VOTE, committee.chain_id, poa.lane, poa.pos,
-                            poa.car_digest)
+    message = signing_bytes(
+        MsgKind.LANE_VOTE, committee.chain_id, poa.lane, poa.pos, poa.car_digest
+    )
     pairs = zip(poa.signers, poa.signatures, strict=True)
     return all(verifier.verify(signer, message, sig) for signer, sig in pairs)
 
 
 def check_poas(
-    ledgers: Mapping[int, Sequence[Block]], book: PoaBook, committee: Committee,
+    ledgers: Mapping[int, Sequence[Block]],
+    book: PoaBook,
+    committee: Committee,
     verifier: Verifier,
 ) -> list[Violation]:
     """Every ordered car is certified, or is a same-block ancestor of a certified car."""
@@ -176,8 +202,13 @@ def check_poas(
                 continue
             done.add(digest)
             for car in uncertified_cars(block, book, committee, verifier):
-                found.append(Violation("no-poa", f"node {node} height {block.height}: lane "
-                                       f"{car.lane} pos {car.pos} has no PoA"))
+                found.append(
+                    Violation(
+                        "no-poa",
+                        f"node {node} height {block.height}: lane "
+                        f"{car.lane} pos {car.pos} has no PoA",
+                    )
+                )
     return found
 
 
@@ -235,18 +266,28 @@ class VoteBook:
         kind = "prepare-vote" if vote.phase == MsgKind.PREPARE_VOTE else "confirm-ack"
         key = (node, kind, vote.slot, vote.view)
         if key not in self.signed and (node, vote.slot, vote.view) in self.timed_out:
-            self.violations.append(Violation("vote-after-timeout", f"node {node} sent {kind} "
-                                             f"for slot {vote.slot} view {vote.view} after "
-                                             f"its Timeout"))
+            self.violations.append(
+                Violation(
+                    "vote-after-timeout",
+                    f"node {node} sent {kind} "
+                    f"for slot {vote.slot} view {vote.view} after "
+                    f"its Timeout",
+                )
+            )
         self._sign(node, kind, vote.slot, vote.view, vote.cut_digest)
 
     def _sign(self, node: int, kind: str, first: int, second: int, digest: bytes) -> None:
         key = (node, kind, first, second)
         previous = self.signed.setdefault(key, digest)
         if previous != digest:
-            self.violations.append(Violation("conflicting-vote", f"node {node} signed two "
-                                             f"{kind}s at ({first}, {second}): "
-                                             f"{previous.hex()[:12]} and {digest.hex()[:12]}"))
+            self.violations.append(
+                Violation(
+                    "conflicting-vote",
+                    f"node {node} signed two "
+                    f"{kind}s at ({first}, {second}): "
+                    f"{previous.hex()[:12]} and {digest.hex()[:12]}",
+                )
+            )
 
 
 # ---------------------------------------------------------------- the monitor
@@ -334,8 +375,13 @@ def check_liveness(
     found: list[Violation] = []
     for node in sorted(commit_times):
         if not any(since <= t <= since + bound for t in commit_times[node]):
-            found.append(Violation("liveness", f"node {node} committed nothing within "
-                                   f"{bound // 1000} ms after {since // 1000} ms"))
+            found.append(
+                Violation(
+                    "liveness",
+                    f"node {node} committed nothing within "
+                    f"{bound // 1000} ms after {since // 1000} ms",
+                )
+            )
     return found
 
 
@@ -353,5 +399,8 @@ def check_inclusion(
         return []
     lanes = sorted({submitted[tx] for tx in missing})
     sample = ", ".join(repr(tx[:24]) for tx in missing[:limit])
-    return [Violation("inclusion", f"{len(missing)} txs of honest lanes {lanes} never "
-                      f"ordered, e.g. {sample}")]
+    return [
+        Violation(
+            "inclusion", f"{len(missing)} txs of honest lanes {lanes} never ordered, e.g. {sample}"
+        )
+    ]

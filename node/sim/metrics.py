@@ -73,8 +73,7 @@ def slot_latencies(result: RunResult) -> dict[int, float]:
             if slot in times:
                 times[slot].append(record.time)
     return {
-        slot: statistics.median(t - monitor.first_prepare[slot] for t in ts) if ts
-        else float("inf")
+        slot: statistics.median(t - monitor.first_prepare[slot] for t in ts) if ts else float("inf")
         for slot, ts in times.items()
     }
 
@@ -116,8 +115,12 @@ def compute_hangover(result: RunResult) -> float | None:
 
 
 def _hangover_after(
-    heal: int, horizon: int, slots: Sequence[int], first_prepare: dict[int, int],
-    latency: dict[int, float], limit: float,
+    heal: int,
+    horizon: int,
+    slots: Sequence[int],
+    first_prepare: dict[int, int],
+    latency: dict[int, float],
+    limit: float,
 ) -> float:
     if not slots:
         return float(horizon - heal)
@@ -161,6 +164,7 @@ class Aggregate:
             "commits": self.commits,
             "fast_path_ratio": round(self.fast / total, 4) if total else None,
             "p50_commit_md": round(p50, 3) if p50 is not None else None,
-            "max_hangover_ms": (round(self.max_hangover_ms, 1)
-                                if self.max_hangover_ms is not None else None),
+            "max_hangover_ms": (
+                round(self.max_hangover_ms, 1) if self.max_hangover_ms is not None else None
+            ),
         }

@@ -102,8 +102,9 @@ class Network:
 
     def __post_init__(self) -> None:
         lo, hi = self.model.base_min_ms, self.model.base_max_ms
-        self._base = [[ms(self.rng.uniform(lo, hi)) for _ in range(self.size)]
-                      for _ in range(self.size)]
+        self._base = [
+            [ms(self.rng.uniform(lo, hi)) for _ in range(self.size)] for _ in range(self.size)
+        ]
         jitter = ms(self.model.jitter_mean_ms)
         self._jitter_rate = 1.0 / jitter if jitter > 0 else 0.0
 

@@ -43,13 +43,19 @@ def run_job(job: Job) -> Outcome:
     if job.duration_ms is not None:
         scenario = scenario.with_duration(ms(job.duration_ms))
     result = run_scenario(scenario)
-    return Outcome(job, [str(v) for v in result.violations], compute_metrics(result),
-                   result.events, result.ledger_fingerprint())
+    return Outcome(
+        job,
+        [str(v) for v in result.violations],
+        compute_metrics(result),
+        result.events,
+        result.ledger_fingerprint(),
+    )
 
 
 def replay_command(job: Job) -> str:
-    command = f"lanenet sim --validators {job.validators} --scenario {job.scenario} " \
-              f"--seed {job.seed}"
+    command = (
+        f"lanenet sim --validators {job.validators} --scenario {job.scenario} --seed {job.seed}"
+    )
     if job.duration_ms is not None:
         command += f" --duration-ms {job.duration_ms}"
     return command
@@ -69,32 +75,43 @@ def summarize(outcomes: Iterable[Outcome], out: TextIO, verbose: bool) -> Aggreg
     for outcome in outcomes:
         total.add(outcome.metrics, len(outcome.violations))
         if outcome.violations:
-            print(f"FAIL seed {outcome.job.seed}: {len(outcome.violations)} violation(s)",
-                  file=out)
+            print(f"FAIL seed {outcome.job.seed}: {len(outcome.violations)} violation(s)", file=out)
             for violation in outcome.violations[:10]:
                 print(f"  {violation}", file=out)
             print(f"  replay: {replay_command(outcome.job)}", file=out)
         elif verbose:
-            print(f"ok seed {outcome.job.seed}: {outcome.metrics.commits} commits, "
-                  f"{outcome.events} events", file=out)
+            print(
+                f"ok seed {outcome.job.seed}: {outcome.metrics.commits} commits, "
+                f"{outcome.events} events",
+                file=out,
+            )
     return total
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="lanenet sim", description="Deterministic multi-validator simulation.")
+        prog="lanenet sim", description="Deterministic multi-validator simulation."
+    )
     parser.add_argument("--validators", "-n", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds to run")
     parser.add_argument("--seed-start", type=int, default=0, help="first seed")
     parser.add_argument("--seed", type=int, default=None, help="replay this one seed")
     parser.add_argument("--scenario", default="happy", choices=sorted(SCENARIOS))
-    parser.add_argument("--duration-ms", type=int, default=None,
-                        help="virtual run length (default: the scenario's own)")
+    parser.add_argument(
+        "--duration-ms",
+        type=int,
+        default=None,
+        help="virtual run length (default: the scenario's own)",
+    )
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
-    parser.add_argument("--quiet", "-q", action="store_true",
-                        help="print only failures and the final JSON line")
-    parser.add_argument("--json", action="store_true",
-                        help="print only the final JSON line (and failures to stderr)")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print only failures and the final JSON line"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the final JSON line (and failures to stderr)",
+    )
     args = parser.parse_args(argv)
     if args.validators < 1 or args.seeds < 1 or args.jobs < 1:
         parser.error("--validators, --seeds and --jobs must be positive")
@@ -103,8 +120,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    seeds = [args.seed] if args.seed is not None else \
-        list(range(args.seed_start, args.seed_start + args.seeds))
+    seeds = (
+        [args.seed]
+        if args.seed is not None
+        else list(range(args.seed_start, args.seed_start + args.seeds))
+    )
     jobs = [Job(args.scenario, args.validators, s, args.duration_ms) for s in seeds]
     failures = sys.stderr if args.json else sys.stdout
     verbose = not (args.quiet or args.json)

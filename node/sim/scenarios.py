@@ -32,18 +32,26 @@ from node.sim.clock import ms
 from node.sim.network import LinkModel, LossWindow, Partition
 
 SIM_CONFIG = ProtocolConfig(
-    car_interval_ms=50,
+    car_interval_ms=100,
     lane_window=8,
-    view_timeout_ms=300,
-    max_view_timeout_ms=1200,
+    view_timeout_ms=200,
+    max_view_timeout_ms=800,
     fast_path_timeout_ms=20,
     parallel_slots=4,
     sync_retry_ms=100,
 )
+
+
+def sim_config(n: int) -> ProtocolConfig:
+    """SIM_CONFIG with cars sealed less often in larger committees: lane traffic grows as n^2,
+    and this keeps a run's cost roughly linear in n."""
+    return dataclasses.replace(SIM_CONFIG, car_interval_ms=max(100, 25 * n))
+
+
 DEFAULT_LINK = LinkModel()
-DEFAULT_LOAD = ClientLoad()
+DEFAULT_LOAD = ClientLoad(interval_ms=50.0)
 WARMUP = ms(400)
-SETTLE = ms(600)
+SETTLE = ms(300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,26 +124,38 @@ def _halves(n: int, rng: random.Random) -> tuple[frozenset[int], ...]:
 def happy(n: int, seed: int) -> Scenario:
     rng = _rng("happy", n, seed)
     link = LinkModel(jitter_mean_ms=rng.choice((1.0, 2.0, 4.0)))
-    return Scenario("happy", n, seed, heal=WARMUP + ms(1000), link=link)
+    return Scenario("happy", n, seed, config=sim_config(n), heal=WARMUP + ms(1000), link=link)
 
 
 def lossy(n: int, seed: int) -> Scenario:
     rng = _rng("lossy", n, seed)
-    link = LinkModel(base_min_ms=1.0, base_max_ms=12.0, jitter_mean_ms=rng.uniform(3.0, 8.0),
-                     duplicate=rng.uniform(0.01, 0.05))
+    link = LinkModel(
+        base_min_ms=1.0,
+        base_max_ms=12.0,
+        jitter_mean_ms=rng.uniform(3.0, 8.0),
+        duplicate=rng.uniform(0.01, 0.05),
+    )
     heal = WARMUP + ms(1500)
     loss = LossWindow(WARMUP, heal, rng.uniform(0.01, 0.05))
-    return Scenario("lossy", n, seed, heal=heal, link=link, loss_windows=(loss,),
-                    fault_windows=((WARMUP, heal),))
+    return Scenario(
+        "lossy",
+        n,
+        seed,
+        config=sim_config(n),
+        heal=heal,
+        link=link,
+        loss_windows=(loss,),
+        fault_windows=((WARMUP, heal),),
+    )
 
 
 def _partitions(n: int, rng: random.Random, start: int, hold: bool) -> list[Partition]:
     parts = []
     at = start
     for _ in range(2):
-        length = ms(rng.randint(200, 900))
+        length = ms(rng.randint(150, 700))
         parts.append(Partition(at, at + length, _halves(n, rng), hold=hold))
-        at += length + ms(rng.randint(200, 500))
+        at += length + ms(rng.randint(100, 400))
     return parts
 
 
@@ -143,8 +163,15 @@ def partition(n: int, seed: int) -> Scenario:
     rng = _rng("partition", n, seed)
     parts = _partitions(n, rng, WARMUP, hold=seed % 3 != 2)
     heal = max(p.end for p in parts)
-    return Scenario("partition", n, seed, heal=heal, partitions=tuple(parts),
-                    fault_windows=tuple((p.start, p.end) for p in parts))
+    return Scenario(
+        "partition",
+        n,
+        seed,
+        config=sim_config(n),
+        heal=heal,
+        partitions=tuple(parts),
+        fault_windows=tuple((p.start, p.end) for p in parts),
+    )
 
 
 def crash(n: int, seed: int) -> Scenario:
@@ -153,10 +180,16 @@ def crash(n: int, seed: int) -> Scenario:
     crashes = []
     for host in victims:
         at = WARMUP + ms(rng.randint(0, 600))
-        crashes.append(Crash(at, at + ms(rng.randint(100, 800)), host,
-                             mid_step=rng.random() < 0.5))
-    return Scenario("crash", n, seed, heal=_last_restart(crashes), crashes=tuple(crashes),
-                    fault_windows=_crash_windows(crashes))
+        crashes.append(Crash(at, at + ms(rng.randint(100, 800)), host, mid_step=rng.random() < 0.5))
+    return Scenario(
+        "crash",
+        n,
+        seed,
+        config=sim_config(n),
+        heal=_last_restart(crashes),
+        crashes=tuple(crashes),
+        fault_windows=_crash_windows(crashes),
+    )
 
 
 def leader_crash(n: int, seed: int) -> Scenario:
@@ -168,8 +201,15 @@ def leader_crash(n: int, seed: int) -> Scenario:
         down = ms(SIM_CONFIG.view_timeout_ms + rng.randint(0, 300))
         crashes.append(Crash(at, at + down, None, mid_step=rng.random() < 0.3))
         at += down + ms(200)
-    return Scenario("leader-crash", n, seed, heal=_last_restart(crashes),
-                    crashes=tuple(crashes), fault_windows=_crash_windows(crashes))
+    return Scenario(
+        "leader-crash",
+        n,
+        seed,
+        config=sim_config(n),
+        heal=_last_restart(crashes),
+        crashes=tuple(crashes),
+        fault_windows=_crash_windows(crashes),
+    )
 
 
 def _byzantine_kinds(
@@ -188,13 +228,15 @@ def _byzantine_kinds(
 def byzantine(n: int, seed: int) -> Scenario:
     rng = _rng("byzantine", n, seed)
     byz = _byzantine_kinds(n, rng, KINDS)
-    return Scenario("byzantine", n, seed, heal=WARMUP + ms(1200), byzantine=byz)
+    return Scenario(
+        "byzantine", n, seed, config=sim_config(n), heal=WARMUP + ms(1200), byzantine=byz
+    )
 
 
 def twins(n: int, seed: int) -> Scenario:
     rng = _rng("twins", n, seed)
     byz = _byzantine_kinds(n, rng, ("twins",))
-    return Scenario("twins", n, seed, heal=WARMUP + ms(1200), byzantine=byz)
+    return Scenario("twins", n, seed, config=sim_config(n), heal=WARMUP + ms(1200), byzantine=byz)
 
 
 def mixed(n: int, seed: int) -> Scenario:
@@ -212,9 +254,19 @@ def mixed(n: int, seed: int) -> Scenario:
         heal = max(heal, restart)
     windows = tuple((p.start, p.end) for p in parts) + _crash_windows(crashes)
     link = LinkModel(jitter_mean_ms=rng.uniform(1.0, 5.0), duplicate=rng.uniform(0.0, 0.02))
-    return Scenario("mixed", n, seed, heal=heal, link=link, partitions=tuple(parts),
-                    loss_windows=(loss,), crashes=crashes, byzantine=byz,
-                    fault_windows=windows)
+    return Scenario(
+        "mixed",
+        n,
+        seed,
+        config=sim_config(n),
+        heal=heal,
+        link=link,
+        partitions=tuple(parts),
+        loss_windows=(loss,),
+        crashes=crashes,
+        byzantine=byz,
+        fault_windows=windows,
+    )
 
 
 def _last_restart(crashes: Sequence[Crash]) -> int:

@@ -23,8 +23,8 @@ def check_run(result: RunResult, sim: Simulation) -> list[Violation]:
     ledgers = result.ledgers
     found = check_agreement(ledgers)
     found += check_slot_agreement(result.monitor.committed_cuts(result.honest))
-    found += check_no_duplicates(ledgers)
-    found += check_poas(ledgers, result.monitor.poas, sim.committee, sim.verifier)
+    found += check_no_duplicates(ledgers, result.honest)
+    found += check_poas(ledgers, result.monitor.poas)
     scenario = result.scenario
     since, bound = scenario.heal, scenario.liveness_bound
     if result.end < since + bound:

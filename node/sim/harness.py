@@ -36,7 +36,7 @@ from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFire
 from node.sim.byzantine import Behaviour, make_behaviour, split_peers
 from node.sim.clients import Clients
 from node.sim.clock import US_PER_MS, VirtualClock
-from node.sim.invariants import CommitRecord, Monitor, Violation
+from node.sim.invariants import CommitRecord, Monitor, PoaBook, Violation
 from node.sim.network import Network
 from node.sim.scenarios import Crash, Scenario
 from node.types.committee import Committee, Validator
@@ -176,7 +176,7 @@ class Simulation:
         )
         self.clients = Clients(n, scenario.load, random.Random(f"clients/{seed}"))
         self.rng = random.Random(f"harness/{seed}")
-        self.monitor = Monitor()
+        self.monitor = Monitor(PoaBook(self.committee, self.verifier))
         self.violations: list[Violation] = []
         self.counters: Counter[str] = Counter()
         self.submitted: dict[bytes, tuple[int, int]] = {}

@@ -17,7 +17,7 @@ certificates seen), so tests can hand them planted violations and see them fail:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node.crypto.signing import Verifier
@@ -39,8 +39,6 @@ from node.types.messages import (
     Vote,
     signing_bytes,
 )
-
-MAX_POA_CANDIDATES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +104,12 @@ def check_slot_agreement(commits: Mapping[int, Mapping[int, bytes]]) -> list[Vio
     return found
 
 
-def check_no_duplicates(ledgers: Mapping[int, Sequence[Block]]) -> list[Violation]:
-    """No honest ledger orders a transaction, or a (lane, pos), twice."""
+def check_no_duplicates(
+    ledgers: Mapping[int, Sequence[Block]], honest_lanes: Collection[int] | None = None
+) -> list[Violation]:
+    """No honest ledger orders a (lane, pos) twice, or a transaction twice in the cars of
+    ``honest_lanes`` (all lanes if None): a Byzantine owner may repeat any bytes in its own
+    cars, which only execution-level dedup can catch."""
     found: list[Violation] = []
     for node in sorted(ledgers):
         txs: dict[bytes, int] = {}
@@ -120,19 +122,19 @@ def check_no_duplicates(ledgers: Mapping[int, Sequence[Block]]) -> list[Violatio
                     found.append(
                         Violation(
                             "duplicate-car",
-                            f"node {node}: lane {car.lane} "
-                            f"pos {car.pos} ordered at heights {where} and "
-                            f"{block.height}",
+                            f"node {node}: lane {car.lane} pos {car.pos} ordered at heights "
+                            f"{where} and {block.height}",
                         )
                     )
+                if honest_lanes is not None and car.lane not in honest_lanes:
+                    continue
                 for tx in car.txs:
                     if tx in txs:
                         found.append(
                             Violation(
                                 "duplicate-tx",
-                                f"node {node}: tx {tx[:24]!r} "
-                                f"ordered at heights {txs[tx]} and "
-                                f"{block.height}",
+                                f"node {node}: tx {tx[:24]!r} ordered at heights {txs[tx]} "
+                                f"and {block.height}",
                             )
                         )
                     else:
@@ -147,17 +149,27 @@ def _dedupe(found: list[Violation]) -> list[Violation]:
 # ---------------------------------------------------------------- proofs of availability
 
 
-@dataclass(slots=True)
 class PoaBook:
-    """Every proof of availability seen anywhere in traffic, by (lane, pos, car digest)."""
+    """Every valid proof of availability seen anywhere in traffic, by (lane, pos, digest).
 
-    seen: dict[tuple[int, int, bytes], list[PoA]] = field(default_factory=dict)
+    Certificates are checked when first seen, so damaged copies (a Byzantine sender flipping
+    signature bytes) never hide a valid one.
+    """
+
+    def __init__(self, committee: Committee, verifier: Verifier) -> None:
+        self.committee = committee
+        self.verifier = verifier
+        self.valid: dict[tuple[int, int, bytes], PoA] = {}
+        self.invalid = 0
 
     def add(self, poa: PoA) -> None:
         key = (poa.lane, poa.pos, poa.car_digest)
-        candidates = self.seen.setdefault(key, [])
-        if len(candidates) < MAX_POA_CANDIDATES and poa not in candidates:
-            candidates.append(poa)
+        if key in self.valid:
+            return
+        if is_valid_poa(poa, self.committee, self.verifier):
+            self.valid[key] = poa
+        else:
+            self.invalid += 1
 
     def add_cut(self, cut: Cut | None) -> None:
         if cut is None:
@@ -166,11 +178,8 @@ class PoaBook:
             if tip.poa is not None:
                 self.add(tip.poa)
 
-    def has_valid(self, car: Car, committee: Committee, verifier: Verifier) -> bool:
-        for poa in self.seen.get((car.lane, car.pos, car.digest), ()):
-            if is_valid_poa(poa, committee, verifier):
-                return True
-        return False
+    def has_valid(self, car: Car) -> bool:
+        return (car.lane, car.pos, car.digest) in self.valid
 
 
 def is_valid_poa(poa: PoA, committee: Committee, verifier: Verifier) -> bool:
@@ -186,12 +195,7 @@ def is_valid_poa(poa: PoA, committee: Committee, verifier: Verifier) -> bool:
     return all(verifier.verify(signer, message, sig) for signer, sig in pairs)
 
 
-def check_poas(
-    ledgers: Mapping[int, Sequence[Block]],
-    book: PoaBook,
-    committee: Committee,
-    verifier: Verifier,
-) -> list[Violation]:
+def check_poas(ledgers: Mapping[int, Sequence[Block]], book: PoaBook) -> list[Violation]:
     """Every ordered car is certified, or is a same-block ancestor of a certified car."""
     found: list[Violation] = []
     done: set[bytes] = set()
@@ -201,7 +205,7 @@ def check_poas(
             if digest in done:
                 continue
             done.add(digest)
-            for car in uncertified_cars(block, book, committee, verifier):
+            for car in uncertified_cars(block, book):
                 found.append(
                     Violation(
                         "no-poa",
@@ -212,9 +216,7 @@ def check_poas(
     return found
 
 
-def uncertified_cars(
-    block: Block, book: PoaBook, committee: Committee, verifier: Verifier
-) -> list[Car]:
+def uncertified_cars(block: Block, book: PoaBook) -> list[Car]:
     by_lane: dict[int, list[Car]] = {}
     for car in block.cars:
         by_lane.setdefault(car.lane, []).append(car)
@@ -224,7 +226,7 @@ def uncertified_cars(
         child: Car | None = None
         for car in reversed(cars):
             covered = child is not None and child.parent == car.digest
-            if not covered and not book.has_valid(car, committee, verifier):
+            if not covered and not book.has_valid(car):
                 missing.append(car)
                 child = None
             else:
@@ -306,7 +308,7 @@ class CommitRecord:
 class Monitor:
     """Watches every emitted message and every commit; owns the evidence the checkers read."""
 
-    poas: PoaBook = field(default_factory=PoaBook)
+    poas: PoaBook
     votes: VoteBook = field(default_factory=VoteBook)
     first_prepare: dict[int, int] = field(default_factory=dict)
     first_leader: dict[int, int] = field(default_factory=dict)

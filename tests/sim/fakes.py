@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from node.crypto.signing import Signer, Verifier
 from node.protocol.config import ProtocolConfig
@@ -16,7 +17,7 @@ Script = Callable[["ScriptedReplica", Event], list[Effect]]
 class ScriptedReplica:
     """Records every event it sees and answers with whatever ``script`` returns."""
 
-    instances: list[ScriptedReplica] = []
+    instances: ClassVar[list[ScriptedReplica]] = []
 
     def __init__(self, me: int, script: Script) -> None:
         self.me = me

@@ -11,7 +11,6 @@ from node.sim.harness import Simulation
 from node.sim.network import LinkModel, LossWindow, Network, Partition
 from node.sim.scenarios import Crash, Scenario
 from node.types.messages import CommitSyncRequest, Message
-
 from tests.sim.fakes import ScriptedReplica, scripted
 
 PING: Message = CommitSyncRequest(1)
@@ -48,6 +47,7 @@ def _network(seed: int, **kwargs: object) -> Network:
 
 def test_network_delays_are_a_function_of_the_seed() -> None:
     """Two networks with one seed give identical delivery times; another seed differs."""
+
     def times(seed: int) -> list[list[int]]:
         net = _network(seed)
         return [net.route(t * 1000, t % 4, (t + 1) % 4, PING) for t in range(200)]
@@ -95,7 +95,8 @@ def test_duplication_delivers_twice() -> None:
     """With duplication on, some messages get two delivery times."""
     net = _network(2, model=LinkModel(duplicate=0.5))
     counts = [len(net.route(0, 0, 1, PING)) for _ in range(400)]
-    assert 1 in counts and 2 in counts
+    assert 1 in counts
+    assert 2 in counts
 
 
 def test_filter_drops_selected_messages() -> None:
@@ -138,8 +139,12 @@ def test_crash_drops_timers_and_inflight_messages_and_restart_restores_the_store
     def script(r: ScriptedReplica, event: Event) -> list[Effect]:
         if isinstance(event, Start) and r.restored is None:
             if r.me == 1:
-                return [Persist(("vote", 1), "kept"), Persist(("gone",), "x"),
-                        Persist(("gone",), None), SetTimer(TICK, 300)]
+                return [
+                    Persist(("vote", 1), "kept"),
+                    Persist(("gone",), "x"),
+                    Persist(("gone",), None),
+                    SetTimer(TICK, 300),
+                ]
             return [SetTimer(TICK, 99)]  # in flight (>= 2 ms) when node 1 crashes
         if isinstance(event, TimerFired) and r.me == 0:
             return [Send(1, PING)]
@@ -149,11 +154,14 @@ def test_crash_drops_timers_and_inflight_messages_and_restart_restores_the_store
     sim = Simulation(_scenario(crashes=(crash,)), scripted(script))
     sim.run()
     _, first, restarted = ScriptedReplica.instances
-    assert first.me == 1 and restarted.me == 1
-    assert _fired(first) == [] and _fired(restarted) == []
+    assert first.me == 1
+    assert restarted.me == 1
+    assert _fired(first) == []
+    assert _fired(restarted) == []
     assert not any(isinstance(e, MessageReceived) for e in first.events + restarted.events)
     assert restarted.restored == {("vote", 1): "kept"}
-    assert isinstance(restarted.events[0], Start) and restarted.events[0].now == 400
+    assert isinstance(restarted.events[0], Start)
+    assert restarted.events[0].now == 400
 
 
 def test_mid_step_crash_keeps_a_persisted_prefix_and_sends_nothing_after_it() -> None:
@@ -186,7 +194,7 @@ def test_loopback_send_reaches_the_sender() -> None:
 
     Simulation(_scenario(n=1, duration_ms=10), scripted(script)).run()
     only = ScriptedReplica.instances[0]
-    assert [e for e in only.events if isinstance(e, MessageReceived)][0].now == 0
+    assert next(e for e in only.events if isinstance(e, MessageReceived)).now == 0
 
 
 def test_replica_exception_becomes_a_violation_and_stops_the_run() -> None:

@@ -198,4 +198,5 @@ def test_inclusion_reports_transactions_never_ordered() -> None:
     ledgers = {0: _ledger((b"a",), (b"b",))}
     assert check_inclusion({b"a": 0, b"b": 0}, ledgers) == []
     found = check_inclusion({b"a": 0, b"lost": 2}, ledgers)
-    assert [v.kind for v in found] == ["inclusion"] and "[2]" in found[0].detail
+    assert [v.kind for v in found] == ["inclusion"]
+    assert "[2]" in found[0].detail

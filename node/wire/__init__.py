@@ -1,0 +1,1 @@
+"""The wire format: protobuf messages generated from proto/, converted by ``codec`` only."""

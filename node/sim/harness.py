@@ -441,11 +441,13 @@ class Simulation:
             live = [inst for inst in host.instances if inst.replica is not None]
             if not live:
                 continue
-            txs = self.clients.make_batch(host.index)
-            if host.honest:
-                for tx in txs:
-                    self.submitted[tx] = (host.index, self.clock.now)
             for inst in live:
+                # twins get different clients (and so fork their lane), like two machines
+                # behind one key would
+                txs = self.clients.make_batch(host.index)
+                if host.honest:
+                    for tx in txs:
+                        self.submitted[tx] = (host.index, self.clock.now)
                 self._step(inst, TxsSubmitted(self.clock.now_ms, txs))
         self.clock.schedule_in(self.clients.next_gap(), _ACTION, self._submit)
 

@@ -310,14 +310,15 @@ class Monitor:
 
     poas: PoaBook
     votes: VoteBook = field(default_factory=VoteBook)
+    byzantine_votes: VoteBook = field(default_factory=VoteBook)
+    """The same bookkeeping for Byzantine senders: evidence that their behaviours bite."""
     first_prepare: dict[int, int] = field(default_factory=dict)
     first_leader: dict[int, int] = field(default_factory=dict)
     commits: dict[int, dict[int, CommitRecord]] = field(default_factory=dict)
     max_slot_prepared: int = 0
 
     def on_send(self, node: int, honest: bool, message: Message, now: int) -> None:
-        if honest:
-            self.votes.record(node, message)
+        (self.votes if honest else self.byzantine_votes).record(node, message)
         self._collect_poas(message)
         if isinstance(message, Prepare):
             slot = message.proposal.slot

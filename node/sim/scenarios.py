@@ -3,7 +3,8 @@
 * ``happy``: no faults; jittery latencies only.
 * ``lossy``: 1-5 % message loss, 1-5 % duplication, heavy jitter (reordering) for the whole run.
 * ``partition``: two windows, each splitting the network in halves or isolating one node,
-  with messages across the cut held (or, in one window of three seeds, dropped) until heal.
+  half of them longer than a lane window of cars; messages across the cut are held until
+  heal (reliable channels), or, for every third seed, dropped (a broken stream).
 * ``crash``: f honest nodes crash (some right after persisting and before sending) and
   restart from their persisted state.
 * ``leader-crash``: twice, the leader of the next slot crashes and restarts a view later.
@@ -149,11 +150,18 @@ def lossy(n: int, seed: int) -> Scenario:
     )
 
 
-def _partitions(n: int, rng: random.Random, start: int, hold: bool) -> list[Partition]:
+def _partitions(
+    n: int, rng: random.Random, start: int, hold: bool, long_share: float
+) -> list[Partition]:
+    """Two partition windows; a ``long_share`` of them outlast a full lane window of cars
+    (lane_window x car_interval), so a cut-off lane owner fills its window."""
+    config = sim_config(n)
+    long_ms = (config.lane_window + 4) * config.car_interval_ms
     parts = []
     at = start
     for _ in range(2):
-        length = ms(rng.randint(150, 700))
+        top = long_ms if rng.random() < long_share else 700
+        length = ms(rng.randint(150, top))
         parts.append(Partition(at, at + length, _halves(n, rng), hold=hold))
         at += length + ms(rng.randint(100, 400))
     return parts
@@ -161,7 +169,7 @@ def _partitions(n: int, rng: random.Random, start: int, hold: bool) -> list[Part
 
 def partition(n: int, seed: int) -> Scenario:
     rng = _rng("partition", n, seed)
-    parts = _partitions(n, rng, WARMUP, hold=seed % 3 != 2)
+    parts = _partitions(n, rng, WARMUP, hold=seed % 3 != 2, long_share=0.5)
     heal = max(p.end for p in parts)
     return Scenario(
         "partition",
@@ -242,7 +250,8 @@ def twins(n: int, seed: int) -> Scenario:
 def mixed(n: int, seed: int) -> Scenario:
     rng = _rng("mixed", n, seed)
     byz = _byzantine_kinds(n, rng, (*KINDS, "twins"))
-    parts = _partitions(n, rng, WARMUP, hold=rng.random() < 0.8)[: rng.randint(1, 2)]
+    parts = _partitions(n, rng, WARMUP, hold=rng.random() < 0.8, long_share=0.2)
+    parts = parts[: rng.randint(1, 2)]
     heal = max(p.end for p in parts)
     loss = LossWindow(WARMUP, heal, rng.uniform(0.0, 0.03))
     honest = [i for i in range(n) if i not in {h for h, _ in byz}]

@@ -1,0 +1,1 @@
+"""The imperative shell: configuration, the event loop driver, and the node's wiring."""

@@ -1,0 +1,1 @@
+"""Pure values: committee and quorums, protocol messages, canonical encoding, the error tree."""

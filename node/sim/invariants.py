@@ -8,9 +8,9 @@ certificates seen), so tests can hand them planted violations and see them fail:
 * no transaction (and no lane position) is ordered twice;
 * every ordered car has a proof of availability seen in traffic, or is an ancestor, in the
   same lane and the same block, of a car that has one;
-* honest nodes never sign conflicting votes (one LaneVote per (lane, pos), one vote per
-  (phase, slot, view), one Timeout and one Proposal per (slot, view), no vote in a view after
-  timing out of it), remembered across restarts;
+* honest nodes never sign conflicting statements (one car of their own lane and one LaneVote
+  per (lane, pos), one vote per (phase, slot, view), one Timeout and one Proposal per (slot,
+  view), no vote in a view after timing out of it), remembered across restarts;
 * liveness: after the last fault heals, every honest node that is up commits within a bound,
   and transactions given to honest, never-crashed nodes are ordered.
 """
@@ -249,7 +249,10 @@ class VoteBook:
     violations: list[Violation] = field(default_factory=list)
 
     def record(self, node: int, message: Message) -> None:
-        if isinstance(message, LaneVote):
+        if isinstance(message, Car):
+            if message.lane == node:
+                self._sign(node, "car", message.lane, message.pos, message.digest)
+        elif isinstance(message, LaneVote):
             if message.voter == node:
                 self._sign(node, "lane-vote", message.lane, message.pos, message.car_digest)
         elif isinstance(message, Vote):

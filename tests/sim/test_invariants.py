@@ -200,3 +200,13 @@ def test_inclusion_reports_transactions_never_ordered() -> None:
     found = check_inclusion({b"a": 0, b"lost": 2}, ledgers)
     assert [v.kind for v in found] == ["inclusion"]
     assert "[2]" in found[0].detail
+
+
+def test_an_honest_owner_signing_two_cars_at_one_position_is_caught() -> None:
+    """Correct lanes never fork: two own cars at one position is a violation."""
+    book = VoteBook()
+    book.record(1, _car(1, 4, ZERO_DIGEST, (b"a",)))
+    book.record(2, _car(1, 4, ZERO_DIGEST, (b"b",)))  # relayed: not node 2's lane
+    assert book.violations == []
+    book.record(1, _car(1, 4, ZERO_DIGEST, (b"b",)))
+    assert [v.kind for v in book.violations] == ["conflicting-vote"]

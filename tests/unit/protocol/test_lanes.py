@@ -1,0 +1,394 @@
+"""The data layer: in-order lane votes, PoAs of the own lane, the lane window and car sync."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.protocol.config import ProtocolConfig
+from node.protocol.effects import CancelTimer, Persist, Reject, SetTimer
+from node.protocol.events import Start, Timer, TxsSubmitted
+from node.protocol.lanes import CAR_TIMER, sync_timer
+from node.types.messages import Car, LaneVote, PoA, SyncReply, SyncRequest
+from tests.unit.protocol.helpers import (
+    Keys,
+    drops,
+    fire,
+    messages,
+    receive,
+    sends_to,
+    snapshot,
+)
+
+ME = 0
+OWNER = 1
+
+
+def lane_votes(effects: list) -> list[LaneVote]:
+    return [m for m in messages(effects, LaneVote) if isinstance(m, LaneVote)]
+
+
+def voted(effects: list) -> list[tuple[int, int, bytes]]:
+    return [(v.lane, v.pos, v.car_digest) for v in lane_votes(effects)]
+
+
+def started(keys: Keys, me: int = ME, config: ProtocolConfig | None = None):
+    replica = keys.replica(me, config or ProtocolConfig())
+    replica.step(Start(0))
+    return replica
+
+
+# ---------------------------------------------------------------- voting on other lanes
+
+
+def test_votes_for_a_car_extending_the_voted_chain_and_sends_to_owner() -> None:
+    """A car at pos 1 with the zero parent gets one LaneVote, sent to its owner only."""
+    keys = Keys(4)
+    replica = started(keys)
+    car = keys.lane(OWNER, 1)[0]
+    effects = receive(replica, OWNER, car)
+    assert sends_to(effects, LaneVote) == [(OWNER, keys.lane_vote(car, ME))]
+
+
+def test_no_vote_before_the_parent_is_voted_then_votes_in_order() -> None:
+    """A car at pos 2 waits for pos 1; once pos 1 arrives both are voted, 1 before 2."""
+    keys = Keys(4)
+    replica = started(keys)
+    first, second = keys.lane(OWNER, 2, poas=False)
+    assert voted(receive(replica, OWNER, second)) == []
+    assert replica.lanes.last_voted[OWNER][0] == 0
+    effects = receive(replica, OWNER, first)
+    assert voted(effects) == [(OWNER, 1, first.digest), (OWNER, 2, second.digest)]
+
+
+def test_cars_below_a_known_poa_are_stored_in_order_but_not_voted() -> None:
+    """A car whose PoA is already known is chained into the voted lane without a vote, and
+    its child above the certified tip is voted."""
+    keys = Keys(4)
+    replica = started(keys)
+    first, second = keys.lane(OWNER, 2)  # second carries first's PoA
+    assert voted(receive(replica, OWNER, second)) == []
+    assert replica.lanes.certified_pos(OWNER) == 1
+    effects = receive(replica, OWNER, first)
+    assert voted(effects) == [(OWNER, 2, second.digest)]
+    assert replica.lanes.last_voted[OWNER] == (2, second.digest)
+    assert Persist(("car", OWNER, 1), first) in effects
+
+
+def test_no_vote_for_a_car_whose_parent_is_not_the_voted_car() -> None:
+    """A car at pos 2 naming another parent than the voted pos-1 car gets no vote."""
+    keys = Keys(4)
+    replica = started(keys)
+    first = keys.lane(OWNER, 1)[0]
+    receive(replica, OWNER, first)
+    sibling = keys.car(OWNER, 1, txs=(b"fork",))
+    stray = keys.car(OWNER, 2, sibling.digest, parent_poa=keys.poa(sibling))
+    assert voted(receive(replica, OWNER, stray)) == []
+    assert replica.lanes.last_voted[OWNER] == (1, first.digest)
+
+
+def test_never_two_votes_at_one_position_even_for_a_fork() -> None:
+    """After voting (lane, 1), a forked car at pos 1 and its child get no vote."""
+    keys = Keys(4)
+    replica = started(keys)
+    honest = keys.lane(OWNER, 2)
+    fork = keys.lane(OWNER, 2, tag=b"fork")
+    all_effects = receive(replica, OWNER, honest[0])
+    all_effects += receive(replica, OWNER, fork[0])
+    all_effects += receive(replica, OWNER, fork[1])
+    all_effects += receive(replica, OWNER, honest[1])
+    assert voted(all_effects) == [(OWNER, 1, honest[0].digest), (OWNER, 2, honest[1].digest)]
+
+
+def test_resent_identical_car_gets_the_same_vote_again() -> None:
+    """An identical car delivered twice gets an identical LaneVote both times."""
+    keys = Keys(4)
+    replica = started(keys)
+    car = keys.lane(OWNER, 1)[0]
+    first = lane_votes(receive(replica, OWNER, car))
+    again = receive(replica, OWNER, car)
+    assert lane_votes(again) == first
+    assert not [e for e in again if isinstance(e, Persist)]
+
+
+def test_resent_fork_gets_no_vote() -> None:
+    """Re-sending a fork this replica did not vote for is ignored, not voted."""
+    keys = Keys(4)
+    replica = started(keys)
+    honest = keys.lane(OWNER, 1)[0]
+    fork = keys.lane(OWNER, 1, tag=b"fork")[0]
+    receive(replica, OWNER, honest)
+    receive(replica, OWNER, fork)
+    again = receive(replica, OWNER, fork)
+    assert lane_votes(again) == []
+    assert drops(again)
+
+
+def test_invalid_car_is_rejected_and_changes_nothing() -> None:
+    """A badly signed car is rejected and leaves the lane state unchanged."""
+    keys = Keys(4)
+    replica = started(keys)
+    before = snapshot(replica)
+    bad = keys.car(OWNER, 1, signer=2)
+    effects = receive(replica, 2, bad)
+    assert effects == [Reject(2, "bad car signature")]
+    assert snapshot(replica) == before
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.data())
+def test_votes_follow_one_hash_chain_for_any_delivery_order(data: st.DataObject) -> None:
+    """Whatever order cars and forks arrive in, a lane's votes ascend along one parent chain
+    (contiguously from 1 when no PoA is known), never two at one position, and voting stops
+    only where no delivered car extends the voted tip."""
+    keys = Keys(4)
+    replica = started(keys)
+    with_poas = data.draw(st.booleans())
+    honest = keys.lane(OWNER, 4, poas=with_poas)
+    fork_at = data.draw(st.integers(1, 4))
+    parent = honest[fork_at - 2].digest if fork_at > 1 else b"\x00" * 32
+    poa = keys.poa(honest[fork_at - 2]) if fork_at > 1 and with_poas else None
+    fork = keys.lane(OWNER, 2, tag=b"fork", first_parent=parent, first_pos=fork_at,
+                     first_poa=poa, poas=with_poas)
+    cars = data.draw(st.permutations(honest + fork))
+    votes: list[LaneVote] = []
+    for car in cars:
+        votes += [v for v in lane_votes(receive(replica, OWNER, car)) if v.voter == ME]
+    by_pos: dict[int, bytes] = {}
+    for v in votes:
+        assert by_pos.setdefault(v.pos, v.car_digest) == v.car_digest, "two votes at one pos"
+    assert [v.pos for v in votes] == sorted(by_pos), "votes not in ascending order"
+    # walk the voted chain back from the final tip: every vote lies on it
+    by_digest = {c.digest: c for c in honest + fork}
+    top, digest = replica.lanes.last_voted[OWNER]
+    on_chain = {}
+    while top > 0:
+        on_chain[top] = digest
+        digest = by_digest[digest].parent
+        top -= 1
+    assert all(on_chain[p] == d for p, d in by_pos.items())
+    if not with_poas:
+        assert sorted(by_pos) == list(range(1, len(by_pos) + 1))
+    final_pos, final_digest = replica.lanes.last_voted[OWNER]
+    assert not [c for c in cars if c.parent == final_digest and c.pos == final_pos + 1]
+
+
+# ---------------------------------------------------------------- the own lane and PoAs
+
+
+def own_car(replica, txs: tuple[bytes, ...] = (b"a",)) -> Car:
+    effects = replica.step(TxsSubmitted(0, txs))
+    effects += fire(replica, CAR_TIMER)
+    cars = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert len(cars) == 1
+    return cars[0]
+
+
+def test_poa_forms_at_exactly_f_plus_one_and_is_broadcast() -> None:
+    """With n = 7 the owner's vote plus one is not a PoA, plus two is, and it is broadcast."""
+    keys = Keys(7)
+    replica = started(keys)
+    car = own_car(replica)
+    assert messages(receive(replica, 1, keys.lane_vote(car, 1)), PoA) == []
+    effects = receive(replica, 2, keys.lane_vote(car, 2))
+    (target, poa), = sends_to(effects, PoA)
+    assert target is None
+    assert isinstance(poa, PoA)
+    assert (poa.lane, poa.pos, poa.car_digest, poa.signers) == (ME, 1, car.digest, (0, 1, 2))
+    assert replica.checks.is_valid_poa(poa)
+    assert Persist(("poa", ME), poa) in effects
+    assert messages(receive(replica, 3, keys.lane_vote(car, 3)), PoA) == []
+
+
+def test_poa_threshold_is_by_weight() -> None:
+    """A heavy voter alone can complete a PoA: weights [1, 3, 1, 1] make F = 1, PoA = 2."""
+    keys = Keys(4, weights=[1, 3, 1, 1])
+    replica = started(keys)
+    car = own_car(replica)
+    poas = messages(receive(replica, 1, keys.lane_vote(car, 1)), PoA)
+    assert len(poas) == 1
+
+
+def test_single_validator_certifies_its_own_cars() -> None:
+    """With n = 1 the owner's own vote is a PoA."""
+    keys = Keys(1)
+    replica = started(keys)
+    effects = replica.step(TxsSubmitted(0, (b"a",))) + fire(replica, CAR_TIMER)
+    assert len(messages(effects, PoA)) == 1
+    assert replica.lanes.certified_pos(ME) == 1
+
+
+def test_bad_lane_votes_are_rejected() -> None:
+    """Lane votes for another lane, an unknown car, or with a bad signature are rejected."""
+    keys = Keys(4)
+    replica = started(keys)
+    car = own_car(replica)
+    vote = keys.lane_vote(car, 1)
+    before = snapshot(replica)
+    assert rejects_only(receive(replica, 1, replace(vote, lane=2)))
+    assert rejects_only(receive(replica, 1, replace(vote, car_digest=b"\x01" * 32)))
+    assert rejects_only(receive(replica, 1, replace(vote, signature=b"\x00" * 32)))
+    assert rejects_only(receive(replica, 1, replace(vote, voter=2)))
+    assert snapshot(replica) == before
+    assert len(messages(receive(replica, 1, vote), PoA)) == 1
+
+
+def rejects_only(effects: list) -> bool:
+    return len(effects) == 1 and isinstance(effects[0], Reject)
+
+
+def test_lane_window_stops_sealing_until_a_poa_arrives() -> None:
+    """With lane_window = 2 a lane seals two uncertified cars, then waits for a PoA."""
+    keys = Keys(4)
+    config = ProtocolConfig(lane_window=2, car_max_txs=1)
+    replica = started(keys, config=config)
+    effects = replica.step(TxsSubmitted(0, (b"a", b"b", b"c", b"d")))
+    cars = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert [c.pos for c in cars] == [1, 2]
+    assert not messages(fire(replica, CAR_TIMER), Car)
+    effects = receive(replica, 1, keys.lane_vote(cars[0], 1))
+    more = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert [c.pos for c in more] == [3]
+    assert more[0].parent_poa is None  # pos 2 is not certified yet
+    effects = receive(replica, 1, keys.lane_vote(cars[1], 1))
+    last = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert [c.pos for c in last] == [4]
+    assert last[0].parent_poa is None or last[0].parent_poa.pos == 3
+
+
+def test_sealed_car_carries_parent_poa_and_is_persisted_before_broadcast() -> None:
+    """Car pos+1 carries the PoA of pos, and each car is persisted before it is broadcast."""
+    keys = Keys(4)
+    replica = started(keys)
+    first = own_car(replica)
+    receive(replica, 1, keys.lane_vote(first, 1))
+    effects = replica.step(TxsSubmitted(0, (b"b",))) + fire(replica, CAR_TIMER)
+    (second,) = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert second.pos == 2 and second.parent == first.digest
+    assert second.parent_poa is not None and second.parent_poa.car_digest == first.digest
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds.index("Persist") < kinds.index("Broadcast")
+    assert replica.checks.validate_car(second, 4000, 1 << 20) is None
+
+
+# ---------------------------------------------------------------- parked cars and sync
+
+
+def parked_setup(poas: bool = False) -> tuple[Keys, object, list[Car]]:
+    keys = Keys(4)
+    replica = started(keys)
+    cars = keys.lane(OWNER, 4, poas=poas)
+    return keys, replica, cars
+
+
+def test_parked_car_triggers_exactly_one_sync_request_to_owner() -> None:
+    """A car whose parent is missing triggers one SyncRequest for the gap, to its owner."""
+    _, replica, cars = parked_setup()
+    effects = receive(replica, OWNER, cars[3])
+    requests = sends_to(effects, SyncRequest)
+    assert requests == [(OWNER, SyncRequest(OWNER, 1, 3, cars[2].digest))]
+    assert SetTimer(sync_timer(OWNER), ProtocolConfig().sync_retry_ms) in effects
+    again = receive(replica, OWNER, cars[3])
+    assert sends_to(again, SyncRequest) == []
+
+
+def test_sync_retries_go_to_the_parent_poa_signers() -> None:
+    """When the owner does not answer, the retry asks a signer of the parked car's parent PoA."""
+    _, replica, cars = parked_setup(poas=True)
+    receive(replica, OWNER, cars[3])
+    signers = set(cars[3].parent_poa.signers) - {ME}
+    effects = fire(replica, Timer("sync", OWNER))
+    ((peer, request),) = sends_to(effects, SyncRequest)
+    assert peer in signers | {OWNER}
+    assert request == SyncRequest(OWNER, 1, 3, cars[2].digest)
+
+
+def test_sync_reply_unparks_and_votes_in_order() -> None:
+    """A correct sync reply stores the gap, votes 1..4 in order and cancels the retry."""
+    _, replica, cars = parked_setup()
+    receive(replica, OWNER, cars[3])
+    effects = receive(replica, OWNER, SyncReply(OWNER, tuple(cars[:3])))
+    assert [v.pos for v in lane_votes(effects)] == [1, 2, 3, 4]
+    assert CancelTimer(sync_timer(OWNER)) in effects
+    assert OWNER not in replica.lanes.sync
+
+
+def test_sync_is_served_from_the_store() -> None:
+    """A replica holding a chain answers a SyncRequest with exactly the requested cars."""
+    _, replica, cars = parked_setup()
+    for car in cars:
+        receive(replica, OWNER, car)
+    effects = receive(replica, 2, SyncRequest(OWNER, 2, 3, cars[2].digest))
+    assert sends_to(effects, SyncReply) == [(2, SyncReply(OWNER, tuple(cars[1:3])))]
+    assert drops(receive(replica, 2, SyncRequest(OWNER, 2, 3, b"\x09" * 32)))
+    assert rejects_only(receive(replica, 2, SyncRequest(9, 1, 3, cars[2].digest)))
+    assert rejects_only(receive(replica, 2, SyncRequest(OWNER, 0, 3, cars[2].digest)))
+    assert rejects_only(receive(replica, 2, SyncRequest(OWNER, 3, 2, cars[2].digest)))
+
+
+def bad_replies(keys: Keys, cars: list[Car]) -> dict[str, SyncReply]:
+    other = keys.lane(2, 3)
+    swapped = keys.car(2, 2, cars[0].digest, txs=(b"z",))  # lane 2 car chained to lane 1
+    return {
+        "gap": SyncReply(OWNER, (cars[0], cars[2])),
+        "reordered": SyncReply(OWNER, (cars[1], cars[0], cars[2])),
+        "starts elsewhere": SyncReply(OWNER, tuple(cars[1:3])),
+        "mixes lanes": SyncReply(OWNER, (cars[0], swapped)),
+        "other lane": SyncReply(OWNER, tuple(other)),
+        "bad signature": SyncReply(OWNER, (cars[0], cars[1], replace(cars[2], signature=b"x"))),
+        "bad digest": SyncReply(OWNER, (cars[0], cars[1], replace(cars[2], txs=(b"evil",)))),
+        "broken chain": SyncReply(OWNER, (cars[0], replace(cars[1], parent=b"\x05" * 32),
+                                          cars[2])),
+        "too long": SyncReply(OWNER, tuple(keys.lane(OWNER, 600, poas=False))),
+    }
+
+
+def test_bad_sync_replies_are_dropped_and_change_nothing() -> None:
+    """A reply that is no gap-free hash chain, starts elsewhere, mixes lanes, holds a bad
+    car or is too long is dropped, casts no vote, and leaves all state unchanged."""
+    keys, replica, cars = parked_setup()
+    receive(replica, OWNER, cars[3])
+    before = snapshot(replica)
+    for name, reply in bad_replies(keys, cars).items():
+        effects = receive(replica, 2, reply)
+        assert drops(effects) and len(effects) == 1, name
+        assert snapshot(replica) == before, name
+    # the honest reply still works afterwards
+    effects = receive(replica, OWNER, SyncReply(OWNER, tuple(cars[:3])))
+    assert [v.pos for v in lane_votes(effects)] == [1, 2, 3, 4]
+
+
+def test_bad_sync_replies_blame_the_sender() -> None:
+    """Chains with gaps, mixed lanes, bad cars or excess length are Rejects (penalized)."""
+    keys, replica, cars = parked_setup()
+    receive(replica, OWNER, cars[3])
+    replies = bad_replies(keys, cars)
+    for name in ("gap", "mixes lanes", "bad signature", "bad digest", "broken chain",
+                 "too long"):
+        effects = receive(replica, 2, replies[name])
+        assert rejects_only(effects), name
+
+
+def test_unrequested_sync_reply_is_ignored() -> None:
+    """A sync reply nobody asked for is ignored and changes nothing."""
+    _, replica, cars = parked_setup()
+    before = snapshot(replica)
+    effects = receive(replica, OWNER, SyncReply(OWNER, tuple(cars[:3])))
+    assert drops(effects) and not isinstance(effects[0], Reject)
+    assert snapshot(replica) == before
+
+
+def test_invalid_poa_is_rejected_and_stale_poa_ignored() -> None:
+    """A PoA with too few signers is rejected; one not newer than the known tip is ignored."""
+    keys, replica, cars = parked_setup()
+    before = snapshot(replica)
+    assert rejects_only(receive(replica, 2, keys.poa(cars[1], (2,))))
+    assert rejects_only(receive(replica, 2, replace(keys.poa(cars[1]), signers=(1, 1))))
+    assert snapshot(replica) == before
+    assert not drops(receive(replica, 2, keys.poa(cars[1])))
+    assert replica.lanes.certified_pos(OWNER) == 2
+    before = snapshot(replica)
+    assert drops(receive(replica, 2, keys.poa(cars[0])))
+    assert snapshot(replica) == before

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.types.errors import MalformedMessage
@@ -211,6 +211,8 @@ def test_block_with_bad_car_is_rejected() -> None:
         decode_block(pb.Block(cut_digest=DIGEST).SerializeToString())
 
 
+# deadline=None: drawing a large message is slow on a busy machine; speed is not tested here
+@settings(deadline=None)
 @given(messages, st.data())
 def test_every_truncation_is_rejected(message: Message, data: st.DataObject) -> None:
     """Any strict prefix of a valid encoding raises MalformedMessage."""
@@ -231,6 +233,7 @@ def test_random_bytes_only_raise_malformed(data: bytes) -> None:
     decodes_or_is_malformed(data)
 
 
+@settings(deadline=None)
 @given(messages, st.data())
 def test_mutated_encodings_only_raise_malformed(message: Message, data: st.DataObject) -> None:
     """Valid encodings with bytes overwritten, inserted or deleted decode or raise Malformed."""

@@ -14,6 +14,7 @@ from node.protocol.effects import Broadcast, Effect, Ignore, Persist, Reject, Se
 from node.protocol.events import MessageReceived, Start
 from node.protocol.replica import Replica
 from node.types.messages import (
+    QC,
     TC,
     Car,
     Commit,
@@ -25,6 +26,7 @@ from node.types.messages import (
     MsgKind,
     PoA,
     Prepare,
+    Proposal,
     SyncReply,
     SyncRequest,
     Ticket,
@@ -584,3 +586,53 @@ def test_byzantine_confirm_with_stripped_poas_cannot_stall_the_slot() -> None:
     assert state["confirmed"]
     for i in (0, 2, 3):
         assert 1 in net.committed_slots(i)
+
+
+UNCHECKED_TICKET = ("bug: on_prepare applies ticket.prev, ticket.commit_qc and ticket.tc even "
+                    "when _validate_ticket did not check them (prev when slot-1 is committed "
+                    "or view > 0, commit_qc when slot-k is committed, tc when view == 0)")
+
+
+def committed_through(replica: Replica, last_slot: int) -> None:
+    empty = KEYS.cut()
+    for slot in range(1, last_slot + 1):
+        receive(replica, 1, Commit(KEYS.qc(MsgKind.CONFIRM_ACK, slot, 0, empty), empty))
+    assert replica.ordering.next_slot == last_slot + 1
+
+
+@pytest.mark.xfail(strict=True, reason=UNCHECKED_TICKET)
+def test_unchecked_previous_proposal_in_a_ticket_is_not_trusted() -> None:
+    """A leader's Prepare whose ticket carries a junk 'previous' proposal for a far slot does
+    not make the replica open every slot up to it (at slot 10**9 poke() would never return)."""
+    replica = fresh()
+    committed_through(replica, 1)
+    junk = Proposal(2_000, 0, KEYS.cut(), 3, b"junk")
+    effects = receive(replica, 2, KEYS.prepare(2, 0, KEYS.cut(), Ticket(prev=junk)))
+    assert replica.consensus.top < 10
+    assert len(replica.consensus.slots) < 10
+    assert len(effects) < 50
+
+
+@pytest.mark.xfail(strict=True, reason=UNCHECKED_TICKET)
+def test_unchecked_commit_qc_in_a_ticket_does_not_lift_the_horizon() -> None:
+    """A junk CommitQC in a Prepare's ticket does not raise the slot horizon that bounds how
+    far ahead the replica keeps state."""
+    replica = fresh()
+    committed_through(replica, 4)
+    horizon = replica.consensus._horizon()
+    junk = QC(MsgKind.CONFIRM_ACK, 10**9, 0, b"\x00" * 32, (), ())
+    ticket = Ticket(prev=KEYS.proposal(4, 0, KEYS.cut()), commit_qc=junk)
+    receive(replica, 1, KEYS.prepare(5, 0, KEYS.cut(), ticket))
+    assert replica.consensus._horizon() <= horizon + 1
+
+
+@pytest.mark.xfail(strict=True, reason=UNCHECKED_TICKET)
+def test_unchecked_tc_in_a_view_zero_ticket_is_not_applied() -> None:
+    """A view-0 Prepare carrying a forged TC for another slot does not move that slot's view
+    or plant a forged lock (which would make every later Timeout of the replica invalid)."""
+    replica = fresh()
+    forged_qc = QC(MsgKind.PREPARE_VOTE, 2, 50, CUT_B.digest, (0,), (b"x",))
+    forged_tc = TC(2, 50, (Timeout(2, 50, forged_qc, CUT_B, None, 3, b"sig"),))
+    receive(replica, LEADER, KEYS.prepare(SLOT, 0, CUT_A, Ticket(tc=forged_tc)))
+    state = replica.consensus.slots.get(2)
+    assert state is None or (state.view == 0 and state.high_qc is None)

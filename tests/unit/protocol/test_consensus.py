@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from node.protocol.config import ProtocolConfig
 from node.protocol.consensus import fast_timer, view_timer
-from node.protocol.effects import Broadcast, Committed, Persist, Send, SetTimer
+from node.protocol.effects import Broadcast, Committed, Effect, Persist, Send, SetTimer
 from node.protocol.events import Start
+from node.protocol.replica import Replica
 from node.types.messages import (
     TC,
     Commit,
     Confirm,
+    Message,
     MsgKind,
     Prepare,
     Timeout,
@@ -51,7 +55,7 @@ def assert_agreement(net: Net) -> None:
             ]
 
 
-def steps_with(net: Net, node: int, predicate) -> list[Step]:
+def steps_with(net: Net, node: int, predicate: Callable[[Effect], bool]) -> list[Step]:
     return [s for s in net.steps if s.node == node and any(predicate(e) for e in s.effects)]
 
 
@@ -192,7 +196,7 @@ def test_follower_votes_once_for_a_valid_prepare_and_sends_to_the_leader() -> No
     assert own_votes(receive(replica, 2, prepare), 0) == []
 
 
-def leader_with_prepare(keys: Keys):
+def leader_with_prepare(keys: Keys) -> tuple[Replica, Prepare]:
     """Replica 1 (leader of slot 1, view 0) after it proposed slot 1 with the empty cut."""
     leader = keys.replica(1)
     leader.step(Start(0))
@@ -354,3 +358,39 @@ def test_leader_of_next_view_proposes_on_a_tc() -> None:
     assert prepare.proposal.view == 1 and prepare.ticket.tc == tc
     assert Persist(("proposal", 1), prepare) in effects
     assert replica.checks.validate_proposal(prepare.proposal) is None
+
+
+@pytest.mark.xfail(strict=True, reason="bug: compute_winner counts last votes per (view, cut); "
+                   "the fast-committed cut's votes end up split over views 0, 1 and 2, the "
+                   "view-3 leader is free, and two correct replicas commit different cuts")
+def test_fast_commit_survives_view_changes_that_reach_one_replica_each() -> None:
+    """Slot agreement: replica 1 fast-commits slot 1 in view 0 and falls silent holding its
+    Commit; the view-1 and view-2 re-proposals each reach only their own leader; the held
+    Commit finally reaches replica 3. All replicas must still commit one cut for slot 1."""
+    state: dict[str, object] = {"mute": False, "held": None, "released": False}
+
+    def schedule(sender: int, to: int, message: Message) -> Message | None:
+        if sender == 1:
+            if isinstance(message, Commit) and message.commit_qc.slot == 1:
+                state["mute"] = True
+                if to == 3:
+                    state["held"] = message
+                return None
+            return None if state["mute"] else message
+        if isinstance(message, Prepare) and message.proposal.slot == 1:
+            view = message.proposal.view
+            if (view, sender) in ((1, 2), (2, 3)) and to != 1:
+                return None  # the re-proposal of view 1 (2) reaches no other live replica
+        if (sender == 3 and isinstance(message, Vote) and message.slot == 1
+                and message.phase == MsgKind.CONFIRM_ACK and not state["released"]):
+            state["released"] = True
+            net.deliver(net.now + 1, 1, 3, state["held"])
+        return message
+
+    net = Net(Keys(4), tamper=schedule)
+    net.start(until=8000, txs_every=20)
+    net.run(9000)
+    assert net.committed[1][0].slot == 1 and net.committed[1][0].fast
+    slot1 = {i: c.cut.digest for i in range(4) for c in net.committed[i] if c.slot == 1}
+    assert len(slot1) == 4, "every replica committed slot 1"
+    assert len(set(slot1.values())) == 1, "two cuts committed in slot 1"

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.protocol.config import ProtocolConfig
-from node.protocol.effects import CancelTimer, Persist, Reject, SetTimer
+from node.protocol.effects import CancelTimer, Effect, Persist, Reject, SetTimer
 from node.protocol.events import Start, Timer, TxsSubmitted
 from node.protocol.lanes import CAR_TIMER, sync_timer
-from node.types.messages import Car, LaneVote, PoA, SyncReply, SyncRequest
+from node.protocol.replica import Replica
+from node.types.messages import (
+    Car,
+    Commit,
+    LaneVote,
+    MsgKind,
+    PoA,
+    SyncReply,
+    SyncRequest,
+)
 from tests.unit.protocol.helpers import (
     Keys,
     drops,
@@ -26,15 +36,15 @@ ME = 0
 OWNER = 1
 
 
-def lane_votes(effects: list) -> list[LaneVote]:
+def lane_votes(effects: list[Effect]) -> list[LaneVote]:
     return [m for m in messages(effects, LaneVote) if isinstance(m, LaneVote)]
 
 
-def voted(effects: list) -> list[tuple[int, int, bytes]]:
+def voted(effects: list[Effect]) -> list[tuple[int, int, bytes]]:
     return [(v.lane, v.pos, v.car_digest) for v in lane_votes(effects)]
 
 
-def started(keys: Keys, me: int = ME, config: ProtocolConfig | None = None):
+def started(keys: Keys, me: int = ME, config: ProtocolConfig | None = None) -> Replica:
     replica = keys.replica(me, config or ProtocolConfig())
     replica.step(Start(0))
     return replica
@@ -178,7 +188,7 @@ def test_votes_follow_one_hash_chain_for_any_delivery_order(data: st.DataObject)
 # ---------------------------------------------------------------- the own lane and PoAs
 
 
-def own_car(replica, txs: tuple[bytes, ...] = (b"a",)) -> Car:
+def own_car(replica: Replica, txs: tuple[bytes, ...] = (b"a",)) -> Car:
     effects = replica.step(TxsSubmitted(0, txs))
     effects += fire(replica, CAR_TIMER)
     cars = [m for m in messages(effects, Car) if isinstance(m, Car)]
@@ -235,7 +245,7 @@ def test_bad_lane_votes_are_rejected() -> None:
     assert len(messages(receive(replica, 1, vote), PoA)) == 1
 
 
-def rejects_only(effects: list) -> bool:
+def rejects_only(effects: list[Effect]) -> bool:
     return len(effects) == 1 and isinstance(effects[0], Reject)
 
 
@@ -276,7 +286,7 @@ def test_sealed_car_carries_parent_poa_and_is_persisted_before_broadcast() -> No
 # ---------------------------------------------------------------- parked cars and sync
 
 
-def parked_setup(poas: bool = False) -> tuple[Keys, object, list[Car]]:
+def parked_setup(poas: bool = False) -> tuple[Keys, Replica, list[Car]]:
     keys = Keys(4)
     replica = started(keys)
     cars = keys.lane(OWNER, 4, poas=poas)
@@ -392,3 +402,27 @@ def test_invalid_poa_is_rejected_and_stale_poa_ignored() -> None:
     before = snapshot(replica)
     assert drops(receive(replica, 2, keys.poa(cars[0])))
     assert snapshot(replica) == before
+
+
+@pytest.mark.xfail(strict=True, reason="bug: after ordering adopts the other branch of a "
+                   "forked lane, Lanes._revote walks the adopted chain as if it were the voted "
+                   "one and signs a second LaneVote at a position already voted (also "
+                   "tests/sim/regressions.py REVOTE_ON_ADOPTED_CHAIN)")
+def test_no_second_vote_at_a_position_after_ordering_adopts_a_fork() -> None:
+    """After voting A1, A2 and then ordering a committed fork B1..B3, a replayed B2 does not
+    get a LaneVote: position 2 was already voted for A2."""
+    keys = Keys(4)
+    replica = started(keys)
+    branch_a = keys.lane(OWNER, 2, poas=False)
+    branch_b = keys.lane(OWNER, 3, tag=b"fork", poas=False)
+    effects = []
+    for car in branch_a + branch_b:
+        effects += receive(replica, OWNER, car)
+    assert [v.pos for v in lane_votes(effects)] == [1, 2]
+    cut = keys.cut(keys.tip(branch_b[2], (1, 2)))
+    effects += receive(replica, OWNER, Commit(keys.qc(MsgKind.CONFIRM_ACK, 1, 0, cut), cut))
+    assert replica.ordering.positions[OWNER][0] == 3
+    effects += receive(replica, OWNER, branch_b[1])
+    by_pos: dict[int, bytes] = {}
+    for v in lane_votes(effects):
+        assert by_pos.setdefault(v.pos, v.car_digest) == v.car_digest

@@ -6,9 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.crypto.hashing import ZERO_DIGEST
-from node.protocol.effects import Deliver, Persist
+from node.protocol.effects import Deliver, Effect, Persist
 from node.protocol.events import Start
 from node.protocol.ordering import OrderingCheckpoint
+from node.protocol.replica import Replica
 from node.types.messages import (
     Block,
     Car,
@@ -28,7 +29,7 @@ LANES = {lane: KEYS.lane(lane, 6, poas=False) for lane in range(4)}
 FORK = KEYS.lane(1, 4, tag=b"fork", first_parent=LANES[1][0].digest, first_pos=2, poas=False)
 
 
-def replica_holding(*chains: list[Car]):
+def replica_holding(*chains: list[Car]) -> Replica:
     replica = KEYS.replica(ME)
     replica.step(Start(0))
     for chain in chains:
@@ -47,7 +48,7 @@ def commit(slot: int, c: Cut) -> Commit:
     return Commit(KEYS.qc(MsgKind.CONFIRM_ACK, slot, 0, c), c)
 
 
-def blocks(effects: list) -> list[Block]:
+def blocks(effects: list[Effect]) -> list[Block]:
     return [e.block for e in effects if isinstance(e, Deliver)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,10 +67,21 @@ def test_f_matching_last_votes_do_not_win() -> None:
     assert compute_winner(t, KEYS4.committee) is None
 
 
-def test_same_cut_in_different_views_does_not_add_up() -> None:
-    """Matching means same view and cut: (v1, B) and (v2, B) once each are not f+1."""
-    t = tc(voted(KEYS4, 0, 1, B), voted(KEYS4, 1, 2, B), bare(KEYS4, 2))
-    assert compute_winner(t, KEYS4.committee) is None
+SPLIT_VOTES = (
+    "bug: candidate B needs f+1 last votes for the same (view, cut); after a fast commit the "
+    "correct voters' last votes for that cut can sit in different views (each later leader's "
+    "re-proposal reached only itself), so no pair reaches f+1, the leader is free, and a "
+    "second cut commits in the slot (see test_consensus.py::"
+    "test_fast_commit_survives_view_changes_that_reach_one_replica_each)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=SPLIT_VOTES)
+def test_last_votes_for_one_cut_across_views_keep_it_winning() -> None:
+    """Last votes (0, X), (1, X), (2, X) from three voters of a 4-node TC must yield X: X may
+    have been committed on the fast path in view 0, and no other cut can have been."""
+    t = tc(voted(KEYS4, 0, 0, A), voted(KEYS4, 2, 1, A), voted(KEYS4, 3, 2, A))
+    assert compute_winner(t, KEYS4.committee) == A
 
 
 def test_higher_prepare_qc_beats_lower_repeated_vote() -> None:
@@ -153,22 +165,28 @@ CUTS7 = [cut_of(KEYS7, i) for i in (1, 2, 3)]
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
-@given(st.lists(
-    st.tuples(
-        st.one_of(st.none(), st.integers(0, 3)),  # PrepareQC view (its cut is fixed per view)
-        st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(0, 2))),  # last vote
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 3)),  # PrepareQC view (one cut per view)
+            st.one_of(st.none(), st.integers(0, 2)),  # which cut the last vote was for
+        ),
+        min_size=5, max_size=7,
     ),
-    min_size=5, max_size=7,
-))
+    st.lists(st.integers(0, 3), min_size=3, max_size=3),  # the view each cut was voted in
+)
 def test_compute_winner_agrees_with_the_reference_rule(
-    entries: list[tuple[int | None, tuple[int, int] | None]],
+    entries: list[tuple[int | None, int | None]], prop_views: list[int],
 ) -> None:
-    """compute_winner equals a plain re-statement of the rule on random TCs (n = 7)."""
+    """compute_winner equals a plain re-statement of the rule on random TCs (n = 7). Each
+    cut's last votes share one view here: with copies of a cut spread over several views
+    the stated rule is itself unsafe (see the SPLIT_VOTES xfails)."""
     timeouts = []
     for voter, (qc_view, prop) in enumerate(entries):
         qc_cut = CUTS7[qc_view % 3] if qc_view is not None else None
         qc = KEYS7.prepare_qc(SLOT, qc_view, qc_cut) if qc_cut is not None else None
-        high_prop = KEYS7.proposal(SLOT, prop[0], CUTS7[prop[1]]) if prop else None
+        high_prop = (KEYS7.proposal(SLOT, prop_views[prop], CUTS7[prop])
+                     if prop is not None else None)
         timeouts.append(KEYS7.timeout(SLOT, 4, voter, qc, qc_cut, high_prop))
     t = TC(SLOT, 4, tuple(timeouts))
     expected = reference_winner(t, [1] * 7, KEYS7.committee.poa_quorum)

@@ -81,6 +81,11 @@ class BlockResult:
     fees: int
     skipped: tuple[SkippedTx, ...]
 
+    def sender_nonces(self) -> dict[bytes, int]:
+        """The new account nonce of every sender included in the block (``Mempool.on_executed``)."""
+        senders = {receipt.sender for receipt in self.receipts}
+        return {address: account.nonce for address, account in self.writes if address in senders}
+
 
 def execute_block(
     state: StateReader,

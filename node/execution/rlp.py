@@ -64,6 +64,17 @@ def decode_list(data: bytes) -> tuple[list[RlpItem], list[int]]:
 
 
 def _decode_item(data: bytes, pos: int, end: int, depth: int) -> tuple[RlpItem, int]:
+    first = data[pos]
+    # fast path for the common short strings; _header below does the same checks
+    if first < 0x80:
+        return data[pos : pos + 1], pos + 1
+    if first < 0xB8:
+        stop = pos + first - 0x7F
+        if stop > end:
+            raise RlpError("string runs past the end of its enclosing item")
+        if first == 0x81 and data[pos + 1] < 0x80:
+            raise RlpError("single byte below 0x80 must be encoded as itself")
+        return data[pos + 1 : stop], stop
     is_list, start, stop = _header(data, pos, end)
     if not is_list:
         return data[start:stop], stop

@@ -158,7 +158,7 @@ class Mempool:
         self._senders: dict[bytes, _Sender] = {}
         # senders whose next nonce is pending, in round-robin order (dict keeps insertion order)
         self._ready: dict[bytes, None] = {}
-        # (fee, -seq, hash) of sender tails; lazily invalidated, see _pop_valid_tail
+        # (fee, -seq, hash) of sender tails; lazily invalidated, see _peek_valid_tail
         self._heap: list[tuple[int, int, bytes]] = []
         self._bytes = 0
         self._seq = 0
@@ -181,7 +181,11 @@ class Mempool:
         return entry.tx if entry else None
 
     def pending_nonce(self, address: bytes) -> int | None:
-        """The nonce the sender's next transaction should carry, or None if none are pooled."""
+        """The nonce after the sender's pooled transactions, or None if it has none pooled.
+
+        The pool learns account nonces only from ``add`` and ``on_executed``, so a caller
+        answering a client takes the larger of this and the executed state's nonce.
+        """
         sender = self._senders.get(address)
         return sender.next_free_nonce() if sender else None
 

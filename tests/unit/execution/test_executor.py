@@ -48,6 +48,7 @@ def test_transfer_moves_value_and_fee() -> None:
     assert (second.index, second.cumulative_gas_used, second.height) == (1, 2 * TRANSFER_GAS, 1)
     assert (first.sender, first.to, first.effective_gas_price) == (address(0), address(1), GWEI)
     assert first.fee == FEE
+    assert result.sender_nonces() == {address(0): 2}
 
 
 def test_eip1559_pays_base_fee_plus_priority_capped() -> None:

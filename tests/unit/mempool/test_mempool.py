@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.execution.state import Account
+from node.execution.executor import execute_block
+from node.execution.state import Account, genesis_state
 from node.execution.tx import EthTx
 from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
 from node.types.errors import ConfigError
-from tests.eth import BASE_FEE, CHAIN_ID, GWEI, fake_tx
+from tests.eth import BASE_FEE, CHAIN_ID, FEE_SINK, GWEI, address, fake_tx, signed_transfer
 
 ETH = 10**18
 RICH = Account(0, ETH)
@@ -267,18 +268,18 @@ SENDERS = [bytes([i]) * 20 for i in range(1, 6)]
 adds = st.tuples(
     st.just("add"),
     st.sampled_from(SENDERS),
-    st.integers(0, 8),
+    st.integers(0, 4),
     st.integers(1, 4).map(lambda f: f * GWEI),
     st.sampled_from([60, 110, 400]),
 )
-ops = st.lists(
-    adds
-    | st.tuples(st.just("select"), st.integers(0, 6))
-    | st.tuples(st.just("execute"), st.sampled_from(SENDERS), st.integers(0, 6))
+others = (
+    st.tuples(st.just("select"), st.integers(0, 6))
+    | st.tuples(st.just("execute"), st.sampled_from(SENDERS), st.integers(0, 3))
     | st.tuples(st.just("requeue"))
-    | st.tuples(st.just("remove"), st.integers(0, 30)),
-    max_size=60,
+    | st.tuples(st.just("remove"), st.integers(0, 30))
 )
+# mostly adds, so that the small pool fills up and eviction runs
+ops = st.lists(st.one_of(adds, adds, adds, others), min_size=20, max_size=80)
 
 
 def check_select(pool: Mempool, executed: dict[bytes, int], in_flight: set[bytes]) -> None:
@@ -294,11 +295,11 @@ def check_select(pool: Mempool, executed: dict[bytes, int], in_flight: set[bytes
         assert nonces[0] >= executed.get(sender, 0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(ops)
 def test_random_operations_keep_the_pool_bounded_and_consistent(ops: list[tuple]) -> None:  # type: ignore[type-arg]
     """Under any sequence of adds, selections, executions and removals, limits always hold."""
-    limits = MempoolLimits(max_txs=8, max_bytes=1200, max_per_sender=3, max_tx_bytes=400)
+    limits = MempoolLimits(max_txs=6, max_bytes=1000, max_per_sender=3, max_tx_bytes=400)
     pool = Mempool(limits, chain_id=CHAIN_ID, base_fee=BASE_FEE)
     executed: dict[bytes, int] = {}
     known: dict[bytes, EthTx] = {}
@@ -313,6 +314,14 @@ def test_random_operations_keep_the_pool_bounded_and_consistent(ops: list[tuple]
                 known[tx.hash] = tx
                 assert tx.hash in pool
                 assert not (set(result.evicted) & in_flight)
+                for victim in (known[h] for h in result.evicted):
+                    # only tails go, and never the newcomer's own sender, never at a higher price
+                    assert victim.sender != sender and victim.gas_price < fee
+                    assert all(
+                        t.sender != victim.sender or t.nonce < victim.nonce
+                        for t in known.values()
+                        if t.hash in pool and t.hash not in in_flight
+                    )
             else:
                 assert snapshot(pool) == before
         elif op[0] == "select":
@@ -338,3 +347,21 @@ def test_random_operations_keep_the_pool_bounded_and_consistent(ops: list[tuple]
         check_select(pool, executed, in_flight)
         # the lazily cleaned eviction heap is rebuilt before it outgrows the pool
         assert len(pool._heap) <= 4 * pool.size + 65
+
+
+def test_select_execute_cycle_empties_the_pool() -> None:
+    """Selected transactions execute in full, and the executed nonces clear them from the pool."""
+    state = genesis_state({address(i): ETH for i in range(3)})
+    pool = make_pool()
+    txs = [signed_transfer(i, n, to=address(9)) for i in range(3) for n in range(4)]
+    for tx in txs:
+        assert pool.add(tx, state.get_account(tx.sender)).accepted
+    for height in (1, 2):
+        chosen = pool.select(6, 10**6)
+        pool.mark_selected(chosen)
+        result = execute_block(state, height, chosen, BASE_FEE, FEE_SINK)
+        assert result.skipped == ()
+        state.apply_writes(result.writes)
+        pool.on_executed(result.sender_nonces())
+    assert (pool.size, pool.size_bytes) == (0, 0)
+    assert state.get_account(address(9)).balance == len(txs)

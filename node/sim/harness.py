@@ -45,6 +45,8 @@ from node.types.messages import Block, Message
 CHAIN_ID = 7357
 MAX_EVENTS = 3_000_000
 MID_STEP_PATIENCE = 200 * US_PER_MS
+PROBE_EVERY = 25 * US_PER_MS
+SETTLE_AFTER_RECOVERY = 300 * US_PER_MS
 
 _DELIVER, _TIMER, _ACTION = 1, 2, 3
 
@@ -93,6 +95,7 @@ class Instance:
     incarnation: int = 0
     crash_pending: int | None = None
     crashes: int = 0
+    gapped: bool = False
 
     def hears(self, peer: int) -> bool:
         return self.audience is None or peer in self.audience
@@ -121,6 +124,8 @@ class RunResult:
     counters: Counter[str]
     submitted: dict[bytes, tuple[int, int]]
     crashed: frozenset[int]
+    recovered_at: int | None
+    """When liveness and inclusion after heal were first seen to hold (early stop), if so."""
 
     def ledger_fingerprint(self) -> str:
         """One digest over every honest ledger: equal for two runs of one seed."""
@@ -183,6 +188,11 @@ class Simulation:
         self.crashed_hosts: set[int] = set()
         self.halted = False
         self.events = 0
+        self.stop_at = scenario.duration
+        self.recovered_at: int | None = None
+        self.ordered_txs: set[bytes] = set()
+        self._ordered_height = 0
+        self._awaited: set[bytes] | None = None
         self._timer_tokens = 0
         self.hosts = [self._make_host(i) for i in range(n)]
         self.contexts = {
@@ -223,14 +233,16 @@ class Simulation:
         self.clock.schedule(self.clients.next_gap(), _ACTION, self._submit)
         for crash in self.scenario.crashes:
             self._schedule_crash(crash)
-        self._loop(self.scenario.duration)
+        if not self.scenario.duration_override:
+            self.clock.schedule(self.scenario.heal, _ACTION, self._probe_recovery)
+        self._loop()
         return self._result()
 
-    def _loop(self, end: int) -> None:
+    def _loop(self) -> None:
         clock = self.clock
         while clock and not self.halted:
             at = clock.peek_time()
-            if at is None or at > end:
+            if at is None or at > self.stop_at:
                 break
             kind, payload = clock.pop()
             self.events += 1
@@ -245,7 +257,7 @@ class Simulation:
                 self._on_timer(*payload)
             else:
                 payload[0]()
-        self.clock.now = max(self.clock.now, end)
+        self.clock.now = max(self.clock.now, self.stop_at)
 
     def _result(self) -> RunResult:
         honest = tuple(h.index for h in self.hosts if h.honest)
@@ -262,10 +274,35 @@ class Simulation:
             self.counters,
             self.submitted,
             frozenset(self.crashed_hosts),
+            self.recovered_at,
         )
 
     def _violate(self, kind: str, detail: str) -> None:
         self.violations.append(Violation(kind, detail))
+
+    def _probe_recovery(self) -> None:
+        """End the run early once the post-heal checks can only pass: every honest node that
+        is up committed since heal, and every transaction given before heal to an honest,
+        never-crashed lane is ordered. The scenario's duration stays the hard limit."""
+        heal = self.scenario.heal
+        if self._awaited is None:
+            self._awaited = {
+                tx
+                for tx, (lane, at) in self.submitted.items()
+                if at <= heal and lane not in self.crashed_hosts
+            }
+        self._awaited -= self.ordered_txs
+        self.ordered_txs.clear()
+        committed = all(
+            self.monitor.last_commit.get(h.index, -1) >= heal
+            for h in self.hosts
+            if h.honest and h.instances[0].replica is not None
+        )
+        if committed and not self._awaited:
+            self.recovered_at = self.clock.now
+            self.stop_at = min(self.stop_at, self.clock.now + SETTLE_AFTER_RECOVERY)
+        else:
+            self.clock.schedule_in(PROBE_EVERY, _ACTION, self._probe_recovery)
 
     # ------------------------------------------------------------ replicas
 
@@ -365,13 +402,18 @@ class Simulation:
                 )
             return
         if block.height != len(ledger) + 1:
-            if honest:
+            if honest and not inst.gapped:
+                inst.gapped = True
                 self._violate(
                     "height-gap",
                     f"node {inst.host} delivered height {block.height} after {len(ledger)}",
                 )
             return
         ledger.append(block)
+        if honest and block.height > self._ordered_height:
+            self._ordered_height = block.height
+            for car in block.cars:
+                self.ordered_txs.update(car.txs)
 
     def _on_committed(self, inst: Instance, effect: Committed) -> None:
         if not self.hosts[inst.host].honest:

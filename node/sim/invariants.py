@@ -318,6 +318,7 @@ class Monitor:
     first_prepare: dict[int, int] = field(default_factory=dict)
     first_leader: dict[int, int] = field(default_factory=dict)
     commits: dict[int, dict[int, CommitRecord]] = field(default_factory=dict)
+    last_commit: dict[int, int] = field(default_factory=dict)
     max_slot_prepared: int = 0
 
     def on_send(self, node: int, honest: bool, message: Message, now: int) -> None:
@@ -332,6 +333,7 @@ class Monitor:
 
     def on_commit(self, node: int, record: CommitRecord) -> None:
         self.commits.setdefault(node, {}).setdefault(record.slot, record)
+        self.last_commit[node] = record.time
 
     def _collect_poas(self, message: Message) -> None:
         book = self.poas

@@ -34,9 +34,9 @@ from node.sim.network import LinkModel, LossWindow, Partition
 
 SIM_CONFIG = ProtocolConfig(
     car_interval_ms=100,
-    lane_window=8,
-    view_timeout_ms=200,
-    max_view_timeout_ms=800,
+    lane_window=4,
+    view_timeout_ms=150,
+    max_view_timeout_ms=450,
     fast_path_timeout_ms=20,
     parallel_slots=4,
     sync_retry_ms=100,
@@ -46,13 +46,13 @@ SIM_CONFIG = ProtocolConfig(
 def sim_config(n: int) -> ProtocolConfig:
     """SIM_CONFIG with cars sealed less often in larger committees: lane traffic grows as n^2,
     and this keeps a run's cost roughly linear in n."""
-    return dataclasses.replace(SIM_CONFIG, car_interval_ms=max(100, 25 * n))
+    return dataclasses.replace(SIM_CONFIG, car_interval_ms=max(100, 40 * n))
 
 
 DEFAULT_LINK = LinkModel()
 DEFAULT_LOAD = ClientLoad(interval_ms=50.0)
-WARMUP = ms(400)
-SETTLE = ms(300)
+WARMUP = ms(300)
+SETTLE = ms(200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +160,8 @@ def _partitions(
     parts = []
     at = start
     for _ in range(2):
-        top = long_ms if rng.random() < long_share else 700
-        length = ms(rng.randint(150, top))
+        top = long_ms if rng.random() < long_share else 400
+        length = ms(rng.randint(100, top))
         parts.append(Partition(at, at + length, _halves(n, rng), hold=hold))
         at += length + ms(rng.randint(100, 400))
     return parts
@@ -250,15 +250,15 @@ def twins(n: int, seed: int) -> Scenario:
 def mixed(n: int, seed: int) -> Scenario:
     rng = _rng("mixed", n, seed)
     byz = _byzantine_kinds(n, rng, (*KINDS, "twins"))
-    parts = _partitions(n, rng, WARMUP, hold=rng.random() < 0.8, long_share=0.2)
+    parts = _partitions(n, rng, WARMUP, hold=rng.random() < 0.8, long_share=0.1)
     parts = parts[: rng.randint(1, 2)]
     heal = max(p.end for p in parts)
     loss = LossWindow(WARMUP, heal, rng.uniform(0.0, 0.03))
     honest = [i for i in range(n) if i not in {h for h, _ in byz}]
     crashes: tuple[Crash, ...] = ()
     if rng.random() < 0.5:
-        at = WARMUP + ms(rng.randint(0, 400))
-        restart = at + ms(rng.randint(100, 500))
+        at = WARMUP + ms(rng.randint(0, 300))
+        restart = at + ms(rng.randint(100, 400))
         crashes = (Crash(at, restart, rng.choice(honest), mid_step=rng.random() < 0.5),)
         heal = max(heal, restart)
     windows = tuple((p.start, p.end) for p in parts) + _crash_windows(crashes)

@@ -1,0 +1,160 @@
+"""Transport frames and gossip payloads ⇄ protobuf bytes (proto/lanenet/v1/net.proto).
+
+The only module of node/net that imports generated code. Encoding trusts its input;
+decoding trusts nothing: sizes are checked before parsing, every field is checked
+(lengths, counts, known variants) and any problem raises ``MalformedMessage``; a MAC that
+does not match raises ``InvalidSignature``. Peer messages inside a batch stay encoded here:
+node.wire.codec decodes them one by one, so one bad message costs only itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+
+from node.net.frames import (
+    ECHO_SIZE,
+    EPHEMERAL_SIZE,
+    MAC_SIZE,
+    PROTOCOL_VERSION,
+    SIGNATURE_SIZE,
+    Ack,
+    BatchLimits,
+    Hello,
+    SealedBatch,
+    check_batch_mac,
+    compute_ack_mac,
+    compute_batch_mac,
+)
+from node.types.errors import MalformedMessage
+from node.wire.gen.lanenet.v1 import net_pb2 as pb
+
+Frame = Hello | SealedBatch | Ack
+
+
+# ============================================================================ encoding
+
+
+def encode_hello(hello: Hello) -> bytes:
+    return pb.PeerFrame(
+        hello=pb.PeerHello(
+            version=hello.version,
+            chain_id=hello.chain_id,
+            sender=hello.sender,
+            receiver=hello.receiver,
+            timestamp_ms=hello.timestamp_ms,
+            ephemeral=hello.ephemeral,
+            echo=hello.echo,
+            signature=hello.signature,
+        )
+    ).SerializeToString()
+
+
+def encode_batch(messages: list[bytes], txs: list[bytes], key: bytes, index: int) -> bytes:
+    """Seal a batch of encoded peer messages and raw transactions as frame ``index``."""
+    batch = pb.PeerBatch(messages=messages, txs=txs).SerializeToString()
+    mac = compute_batch_mac(key, index, batch)
+    return pb.PeerFrame(batch=pb.SealedPeerBatch(batch=batch, mac=mac)).SerializeToString()
+
+
+def encode_ack(frames: int, key: bytes) -> bytes:
+    ack = pb.PeerAck(frames=frames, mac=compute_ack_mac(key, frames))
+    return pb.PeerFrame(ack=ack).SerializeToString()
+
+
+def encode_tx_batch(txs: list[bytes]) -> bytes:
+    return pb.GossipTxBatch(txs=txs).SerializeToString()
+
+
+# ============================================================================ decoding
+
+
+def decode_frame(data: bytes, max_size: int) -> Frame:
+    """Parse a ``PeerFrame`` of at most ``max_size`` bytes into its value."""
+    frame = _parse(pb.PeerFrame, data, max_size, "frame")
+    kind = frame.WhichOneof("body")
+    if kind == "hello":
+        return _decode_hello(frame.hello)
+    if kind == "batch":
+        if len(frame.batch.mac) != MAC_SIZE:
+            raise MalformedMessage(f"batch: MAC of {len(frame.batch.mac)} bytes")
+        return SealedBatch(frame.batch.batch, frame.batch.mac)
+    if kind == "ack":
+        if len(frame.ack.mac) != MAC_SIZE:
+            raise MalformedMessage(f"ack: MAC of {len(frame.ack.mac)} bytes")
+        return Ack(frame.ack.frames, frame.ack.mac)
+    raise MalformedMessage("frame: no body set")
+
+
+def decode_hello(data: bytes) -> Hello:
+    frame = decode_frame(data, 1024)
+    if not isinstance(frame, Hello):
+        raise MalformedMessage(f"expected a hello, got {type(frame).__name__}")
+    return frame
+
+
+def open_batch(
+    sealed: SealedBatch, key: bytes, index: int, limits: BatchLimits
+) -> tuple[list[bytes], list[bytes]]:
+    """Check frame ``index``'s MAC, then split it into encoded messages and raw txs."""
+    check_batch_mac(key, index, sealed)
+    batch = _parse(pb.PeerBatch, sealed.batch, len(sealed.batch), "batch")
+    messages = _check_items(
+        batch.messages, limits.max_messages, limits.max_message_size, "batch.messages"
+    )
+    txs = _check_items(batch.txs, limits.max_txs, limits.max_tx_size, "batch.txs")
+    return messages, txs
+
+
+def decode_tx_batch(data: bytes, max_size: int, max_txs: int, max_tx_size: int) -> list[bytes]:
+    batch = _parse(pb.GossipTxBatch, data, max_size, "gossip batch")
+    txs = _check_items(batch.txs, max_txs, max_tx_size, "gossip batch.txs")
+    if any(not tx for tx in txs):
+        raise MalformedMessage("gossip batch: empty transaction")
+    return txs
+
+
+_M = TypeVar("_M", pb.PeerFrame, pb.PeerBatch, pb.GossipTxBatch)
+
+
+def _parse(message_type: type[_M], data: bytes, max_size: int, where: str) -> _M:
+    if len(data) > max_size:
+        raise MalformedMessage(f"{where}: {len(data)} bytes exceeds the limit of {max_size}")
+    try:
+        return message_type.FromString(data)
+    except DecodeError as exc:
+        raise MalformedMessage(f"{where}: not a valid protobuf: {exc}") from exc
+
+
+def _check_items(items: Iterable[bytes], max_count: int, max_size: int, where: str) -> list[bytes]:
+    values = list(items)
+    if len(values) > max_count:
+        raise MalformedMessage(f"{where}: {len(values)} items, limit {max_count}")
+    for i, value in enumerate(values):
+        if len(value) > max_size:
+            raise MalformedMessage(f"{where}[{i}]: {len(value)} bytes, limit {max_size}")
+    return values
+
+
+def _decode_hello(m: pb.PeerHello) -> Hello:
+    if m.version != PROTOCOL_VERSION:
+        raise MalformedMessage(f"hello: protocol version {m.version}, expected {PROTOCOL_VERSION}")
+    for name, value, size in (
+        ("ephemeral", m.ephemeral, EPHEMERAL_SIZE),
+        ("echo", m.echo, ECHO_SIZE),
+        ("signature", m.signature, SIGNATURE_SIZE),
+    ):
+        if len(value) != size:
+            raise MalformedMessage(f"hello: {name} of {len(value)} bytes, expected {size}")
+    return Hello(
+        m.chain_id,
+        m.sender,
+        m.receiver,
+        m.timestamp_ms,
+        m.ephemeral,
+        m.echo,
+        m.signature,
+        m.version,
+    )

@@ -77,6 +77,17 @@ def bench_references(n: int) -> None:
     )
     report("reference: keccak256 of 32 bytes", n, lambda: [keccak256(digest) for _ in range(n)])
 
+    def recover_half() -> None:
+        for _ in range(n // 2):
+            PublicKey.from_signature_and_message(signature, digest, hasher=None)
+
+    with ThreadPoolExecutor(2) as pool:
+        report(
+            "reference: bare coincurve recover, 2 threads",
+            n,
+            lambda: [f.result() for f in [pool.submit(recover_half) for _ in range(2)]],
+        )
+
 
 def bench_recovery(raws: list[bytes]) -> list[EthTx]:
     n = len(raws)

@@ -1,0 +1,190 @@
+"""Stored chain records and their fixed byte layouts: block headers with car references,
+commit QCs, receipts, transaction locations and accounts (the last two are execution's
+values, node/execution).
+
+Pure. Encoders raise ``ValueError`` for a field that does not fit its width; decoders raise
+``ValueError`` for bytes that are not a record of that kind (on disk: corruption).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from node.execution.executor import Receipt
+from node.execution.state import Account
+from node.storage.layout import (
+    Reader,
+    pack_fixed,
+    pack_u8,
+    pack_u32,
+    pack_u64,
+    pack_u256,
+    pack_var,
+)
+from node.storage.schema import ADDRESS_SIZE, DIGEST_SIZE
+from node.types.messages import QC, Block, MsgKind
+
+RECEIPT_FORMAT: Final = 1
+"""First byte of a stored receipt, so the layout can grow without a migration."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarRef:
+    """Where a block's car lives in the CAR table."""
+
+    lane: int
+    pos: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """A block without its cars: what the BLOCK table holds (cars are stored once, by ref).
+
+    ``digest`` is the block's digest, kept so the parent link and the hash index can be
+    checked without loading cars, and so a reassembled block can be checked against it.
+    """
+
+    height: int
+    slot: int
+    parent: bytes
+    cut_digest: bytes
+    cars: tuple[CarRef, ...]
+    digest: bytes
+
+    @staticmethod
+    def of(block: Block) -> BlockHeader:
+        refs = tuple(CarRef(c.lane, c.pos, c.digest) for c in block.cars)
+        return BlockHeader(
+            block.height, block.slot, block.parent, block.cut_digest, refs, block.digest
+        )
+
+
+_CAR_REF_SIZE: Final = 4 + 8 + DIGEST_SIZE
+
+
+def encode_block_header(header: BlockHeader) -> bytes:
+    refs = b"".join(
+        pack_u32(c.lane) + pack_u64(c.pos) + pack_fixed(c.digest, DIGEST_SIZE, "car digest")
+        for c in header.cars
+    )
+    return (
+        pack_u64(header.height)
+        + pack_u64(header.slot)
+        + pack_fixed(header.parent, DIGEST_SIZE, "parent")
+        + pack_fixed(header.cut_digest, DIGEST_SIZE, "cut digest")
+        + pack_fixed(header.digest, DIGEST_SIZE, "block digest")
+        + pack_u32(len(header.cars))
+        + refs
+    )
+
+
+def decode_block_header(data: bytes) -> BlockHeader:
+    r = Reader(data, "block header")
+    height, slot = r.u64(), r.u64()
+    parent, cut_digest, digest = r.take(DIGEST_SIZE), r.take(DIGEST_SIZE), r.take(DIGEST_SIZE)
+    n = r.count(_CAR_REF_SIZE)
+    cars = tuple(CarRef(r.u32(), r.u64(), r.take(DIGEST_SIZE)) for _ in range(n))
+    r.finish()
+    return BlockHeader(height, slot, parent, cut_digest, cars, digest)
+
+
+def encode_qc(qc: QC) -> bytes:
+    if len(qc.signers) != len(qc.signatures):
+        raise ValueError(f"QC with {len(qc.signers)} signers and {len(qc.signatures)} signatures")
+    return (
+        pack_u8(qc.phase)
+        + pack_u64(qc.slot)
+        + pack_u64(qc.view)
+        + pack_fixed(qc.cut_digest, DIGEST_SIZE, "cut digest")
+        + pack_u32(len(qc.signers))
+        + b"".join(pack_u32(s) for s in qc.signers)
+        + b"".join(pack_var(s) for s in qc.signatures)
+    )
+
+
+def decode_qc(data: bytes) -> QC:
+    r = Reader(data, "QC")
+    phase = MsgKind(r.u8())
+    slot, view, cut_digest = r.u64(), r.u64(), r.take(DIGEST_SIZE)
+    n = r.count(4 + 4)
+    signers = tuple(r.u32() for _ in range(n))
+    signatures = tuple(r.var() for _ in range(n))
+    r.finish()
+    return QC(phase, slot, view, cut_digest, signers, signatures)
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    to = b"" if receipt.to is None else pack_fixed(receipt.to, ADDRESS_SIZE, "to")
+    return (
+        pack_u8(RECEIPT_FORMAT)
+        + pack_fixed(receipt.tx_hash, DIGEST_SIZE, "tx hash")
+        + pack_u64(receipt.height)
+        + pack_u32(receipt.index)
+        + pack_u8(receipt.status)
+        + pack_u64(receipt.gas_used)
+        + pack_u64(receipt.cumulative_gas_used)
+        + pack_u256(receipt.effective_gas_price)
+        + pack_fixed(receipt.sender, ADDRESS_SIZE, "sender")
+        + pack_u8(len(to))
+        + to
+    )
+
+
+def decode_receipt(data: bytes) -> Receipt:
+    r = Reader(data, "receipt")
+    if (version := r.u8()) != RECEIPT_FORMAT:
+        raise ValueError(f"receipt: unknown format {version}")
+    tx_hash, height, index, status = r.take(DIGEST_SIZE), r.u64(), r.u32(), r.u8()
+    gas_used, cumulative, price = r.u64(), r.u64(), r.u256()
+    sender = r.take(ADDRESS_SIZE)
+    to_size = r.u8()
+    if to_size not in (0, ADDRESS_SIZE):
+        raise ValueError(f"receipt: 'to' of {to_size} bytes")
+    to = r.take(to_size) if to_size else None
+    r.finish()
+    return Receipt(
+        tx_hash=tx_hash,
+        index=index,
+        status=status,
+        gas_used=gas_used,
+        cumulative_gas_used=cumulative,
+        effective_gas_price=price,
+        sender=sender,
+        to=to,
+        height=height,
+    )
+
+
+def encode_tx_location(height: int, index: int) -> bytes:
+    return pack_u64(height) + pack_u32(index)
+
+
+def decode_tx_location(data: bytes) -> tuple[int, int]:
+    r = Reader(data, "tx location")
+    location = r.u64(), r.u32()
+    r.finish()
+    return location
+
+
+def encode_account(account: Account) -> bytes:
+    return pack_u64(account.nonce) + pack_u256(account.balance)
+
+
+def decode_account(data: bytes) -> Account:
+    r = Reader(data, "account")
+    account = Account(r.u64(), r.u256())
+    r.finish()
+    return account
+
+
+def encode_height(height: int) -> bytes:
+    return pack_u64(height)
+
+
+def decode_height(data: bytes) -> int:
+    r = Reader(data, "height")
+    height = r.u64()
+    r.finish()
+    return height

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 
@@ -76,6 +77,10 @@ class Gossip:
         except ImportError as exc:
             log.warning("gossip_unavailable", error=str(exc))
             return False
+        libp2p_log = logging.getLogger("libp2p")
+        if libp2p_log.level == logging.NOTSET:
+            # py-libp2p logs every dial and heartbeat at INFO; keep its warnings only
+            libp2p_log.setLevel(logging.WARNING)
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.create_future()
         self._trio = TrioGossip(self._config, self.counters, self._emit)

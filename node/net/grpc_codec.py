@@ -24,7 +24,6 @@ from node.net.frames import (
     BatchLimits,
     Hello,
     SealedBatch,
-    check_batch_mac,
     compute_ack_mac,
     compute_batch_mac,
 )
@@ -55,7 +54,11 @@ def encode_hello(hello: Hello) -> bytes:
 def encode_batch(messages: list[bytes], txs: list[bytes], key: bytes, index: int) -> bytes:
     """Seal a batch of encoded peer messages and raw transactions as frame ``index``."""
     batch = pb.PeerBatch(messages=messages, txs=txs).SerializeToString()
-    mac = compute_batch_mac(key, index, batch)
+    return seal_batch(batch, compute_batch_mac(key, index, batch))
+
+
+def seal_batch(batch: bytes, mac: bytes) -> bytes:
+    """Wrap serialized ``PeerBatch`` bytes and their MAC in a frame."""
     return pb.PeerFrame(batch=pb.SealedPeerBatch(batch=batch, mac=mac)).SerializeToString()
 
 
@@ -95,16 +98,14 @@ def decode_hello(data: bytes) -> Hello:
     return frame
 
 
-def open_batch(
-    sealed: SealedBatch, key: bytes, index: int, limits: BatchLimits
-) -> tuple[list[bytes], list[bytes]]:
-    """Check frame ``index``'s MAC, then split it into encoded messages and raw txs."""
-    check_batch_mac(key, index, sealed)
-    batch = _parse(pb.PeerBatch, sealed.batch, len(sealed.batch), "batch")
+def decode_batch(batch: bytes, limits: BatchLimits) -> tuple[list[bytes], list[bytes]]:
+    """Split a serialized ``PeerBatch`` (its MAC already checked) into encoded messages
+    and raw transactions."""
+    parsed = _parse(pb.PeerBatch, batch, len(batch), "batch")
     messages = _check_items(
-        batch.messages, limits.max_messages, limits.max_message_size, "batch.messages"
+        parsed.messages, limits.max_messages, limits.max_message_size, "batch.messages"
     )
-    txs = _check_items(batch.txs, limits.max_txs, limits.max_tx_size, "batch.txs")
+    txs = _check_items(parsed.txs, limits.max_txs, limits.max_tx_size, "batch.txs")
     return messages, txs
 
 

@@ -25,8 +25,8 @@ import structlog
 
 from node.crypto.signing import Ed25519Verifier, Signer, Verifier
 from node.net.config import GrpcConfig
-from node.net.frames import BatchLimits, SealedBatch
-from node.net.grpc_codec import decode_frame, decode_hello, encode_ack, open_batch
+from node.net.frames import BatchLimits, SealedBatch, check_batch_mac
+from node.net.grpc_codec import decode_batch, decode_frame, decode_hello, encode_ack
 from node.net.grpc_link import SERVICE, PeerLink, channel_options
 from node.net.handshake import Handshake, SessionKeys, compute_hello_digest
 from node.net.inbound import Inbound
@@ -171,6 +171,8 @@ class GrpcTransport:
     def _server_options(self) -> list[tuple[str, int]]:
         config = self._config
         return [
+            # two nodes must never share a port silently (gRPC enables SO_REUSEPORT by default)
+            ("grpc.so_reuseport", 0),
             ("grpc.max_send_message_length", config.grpc_message_limit),
             ("grpc.max_receive_message_length", config.grpc_message_limit),
             ("grpc.keepalive_time_ms", int(config.keepalive_interval * 1000)),
@@ -255,28 +257,48 @@ class GrpcTransport:
         state: _AckState,
         wake: asyncio.Event,
     ) -> _Refusal | None:
-        limit = self._config.limits.max_message_size
         while True:
             data = await context.read()
             if not isinstance(data, bytes):
                 return None
             self.counters.frames_received += 1
             self.counters.bytes_received += len(data)
-            try:
-                sealed = decode_frame(data, limit)
-                if not isinstance(sealed, SealedBatch):
-                    raise MalformedMessage(f"expected a batch, got {type(sealed).__name__}")
-                messages, txs = open_batch(
-                    sealed, keys.receive, state.processed + 1, self._batch_limits
-                )
-            except InvalidInput as exc:
-                self.counters.decode_errors += 1
-                self._inbound.penalize(peer, str(exc))
-                return _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            refusal = self._receive_frame(peer, keys, state.processed + 1, data)
+            if refusal is not None:
+                return refusal
             state.processed += 1
-            if not self._inbound.deliver(peer, messages, txs):
-                return _Refusal(grpc.StatusCode.PERMISSION_DENIED, "banned")
             wake.set()
+
+    def _receive_frame(
+        self, peer: int, keys: SessionKeys, index: int, data: bytes
+    ) -> _Refusal | None:
+        """Check and deliver frame ``index`` from ``peer``; a refusal closes the stream.
+
+        Only what passed the MAC is the peer's doing: bytes that do not parse as a frame or
+        fail the MAC may come from anyone on the path (or a replayed hello), so they close
+        the stream without penalizing the validator it claims to be.
+        """
+        limit = self._config.limits.max_message_size
+        try:
+            sealed = decode_frame(data, self._config.grpc_message_limit)
+            if not isinstance(sealed, SealedBatch):
+                raise MalformedMessage(f"expected a batch, got {type(sealed).__name__}")
+            check_batch_mac(keys.receive, index, sealed)
+        except InvalidInput as exc:
+            self.counters.decode_errors += 1
+            log.warning("peer_frame_rejected", peer=peer, reason=str(exc))
+            return _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            if len(data) > limit:
+                raise MalformedMessage(f"frame of {len(data)} bytes, limit {limit}")
+            messages, txs = decode_batch(sealed.batch, self._batch_limits)
+        except MalformedMessage as exc:
+            self.counters.decode_errors += 1
+            self._inbound.penalize(peer, str(exc))
+            return _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not self._inbound.deliver(peer, messages, txs):
+            return _Refusal(grpc.StatusCode.PERMISSION_DENIED, "banned")
+        return None
 
     async def _send_acks(
         self,

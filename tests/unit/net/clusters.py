@@ -125,7 +125,13 @@ class GrpcCluster:
             await raw.close()
         return True
 
-    def raw_peer(self, sender: int, to: int) -> RawPeer:
+    def raw_peer(self, sender: int, to: int, config: GrpcConfig | None = None) -> RawPeer:
+        """A hand-driven dialer as ``sender`` to ``to`` (its channel limits from ``config``)."""
         return RawPeer(
-            self.address(to), self.committee, sender, self.signers[sender], to, self.config
+            self.address(to),
+            self.committee,
+            sender,
+            self.signers[sender],
+            to,
+            config or self.config,
         )

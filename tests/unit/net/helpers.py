@@ -5,6 +5,7 @@ the frame protocol by hand (to send garbage, bad hellos and oversized frames).""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -13,9 +14,22 @@ import grpc
 from node.crypto.hashing import hash_tagged
 from node.crypto.signing import Ed25519Signer, Ed25519Verifier
 from node.net.config import GrpcConfig
-from node.net.frames import Ack, check_ack_mac
-from node.net.grpc_codec import decode_frame, decode_hello, encode_batch
-from node.net.grpc_link import METHOD, channel_options
+from node.net.frames import (
+    Ack,
+    BatchLimits,
+    SealedBatch,
+    check_ack_mac,
+    check_batch_mac,
+    compute_batch_mac,
+)
+from node.net.grpc_codec import (
+    decode_batch,
+    decode_frame,
+    decode_hello,
+    encode_batch,
+    seal_batch,
+)
+from node.net.grpc_link import METHOD, SERVICE, channel_options
 from node.net.handshake import Handshake, SessionKeys, compute_hello_digest
 from node.types.committee import Committee, Validator
 from node.types.messages import (
@@ -39,6 +53,7 @@ from node.types.messages import (
     Timeout,
     Vote,
 )
+from node.wire.codec import decode_message
 
 CHAIN_ID = 4242
 T = TypeVar("T")
@@ -154,9 +169,11 @@ class RawPeer:
         self._peer = peer
         self._keys: SessionKeys | None = None
         self._index = 0
+        self.sent_hello = b""
 
     async def connect(self, now_ms: int) -> None:
         hello = self.handshake.make_hello(self._peer, now_ms)
+        self.sent_hello = hello
         await self.call.write(hello)
         reply = await self.call.read()
         assert isinstance(reply, bytes)
@@ -168,6 +185,17 @@ class RawPeer:
         assert self._keys is not None
         self._index += 1
         await self.call.write(encode_batch(messages, txs or [], self._keys.send, self._index))
+
+    def force_keys(self, key: bytes) -> None:
+        """Pretend to hold a session key (what a replayer of someone's hello must do)."""
+        self._keys = SessionKeys(send=key, receive=key)
+
+    async def send_sealed(self, batch: bytes) -> None:
+        """Send arbitrary bytes as a batch body, correctly MACed as the next frame."""
+        assert self._keys is not None
+        self._index += 1
+        mac = compute_batch_mac(self._keys.send, self._index, batch)
+        await self.call.write(seal_batch(batch, mac))
 
     async def read_ack(self) -> int:
         assert self._keys is not None
@@ -191,3 +219,72 @@ class RawPeer:
 
     async def close(self) -> None:
         await self._channel.close(grace=None)
+
+
+Behaviour = Callable[["grpc.aio.ServicerContext[bytes, bytes]"], Coroutine[Any, Any, None]]
+
+
+class FakeServer:
+    """A gRPC server on 127.0.0.1 whose Peer.Stream handler is a test coroutine."""
+
+    def __init__(self, behaviour: Behaviour, config: GrpcConfig | None = None) -> None:
+        self._behaviour = behaviour
+        self._config = config or GrpcConfig()
+        self._server: grpc.aio.Server | None = None
+        self.streams = 0
+        self._changed = asyncio.Event()
+        self.port = 0
+
+    async def start(self) -> int:
+        server = grpc.aio.server(options=channel_options(self._config))
+        handler = grpc.stream_stream_rpc_method_handler(self._serve)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Stream": handler}),)
+        )
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._server = server
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=None)
+
+    async def until_streams(self, count: int, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.streams < count:
+                changed = self._changed
+                await changed.wait()
+
+    async def _serve(self, _requests: object, context: Any) -> None:
+        self.streams += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+        await self._behaviour(context)
+
+
+async def accept_hello(
+    context: Any, handshake: Handshake, reply_as: Handshake | None = None
+) -> tuple[int, SessionKeys]:
+    """Play the listener's side of the handshake; ``reply_as`` signs the reply instead."""
+    first = await context.read()
+    hello = decode_hello(first)
+    handshake.check_hello(hello, int(time.time() * 1000), 10**9)
+    signer = reply_as or handshake
+    reply = signer.make_hello(hello.sender, int(time.time() * 1000), compute_hello_digest(first))
+    keys = handshake.derive_keys(hello.ephemeral, first, reply, dialer=False)
+    await context.write(reply)
+    return hello.sender, keys
+
+
+async def read_batch(context: Any, keys: SessionKeys, index: int) -> list[Message]:
+    """Read frame ``index`` of a stream and decode the peer messages in it."""
+    sealed = decode_frame(await context.read(), 1 << 24)
+    assert isinstance(sealed, SealedBatch)
+    check_batch_mac(keys.receive, index, sealed)
+    messages, _ = decode_batch(sealed.batch, BatchLimits(1 << 16, 1 << 16, 1 << 24, 1 << 24))
+    return [decode_message(m) for m in messages]
+
+
+def verifier_of(committee: Committee) -> Ed25519Verifier:
+    return Ed25519Verifier([v.public_key for v in committee.validators])

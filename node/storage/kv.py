@@ -131,14 +131,14 @@ class LevelDBKV:
                 write_buffer_size=write_buffer_bytes,
             )
         except (plyvel.Error, OSError) as exc:
-            raise FatalError(describe_error(self.path, "open", exc)) from exc
+            raise FatalError(describe_error(self.path, "opening", exc)) from exc
 
     def get(self, key: bytes) -> bytes | None:
         db = self._open_db()
         try:
             value: bytes | None = db.get(key)
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "read", exc)) from exc
+            raise FatalError(describe_error(self.path, "reading", exc)) from exc
         return value
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -146,14 +146,14 @@ class LevelDBKV:
         try:
             db.put(key, value)
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "write", exc)) from exc
+            raise FatalError(describe_error(self.path, "writing to", exc)) from exc
 
     def delete(self, key: bytes) -> None:
         db = self._open_db()
         try:
             db.delete(key)
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "write", exc)) from exc
+            raise FatalError(describe_error(self.path, "writing to", exc)) from exc
 
     def write(self, batch: Batch, sync: bool = False) -> None:
         db = self._open_db()
@@ -167,7 +167,7 @@ class LevelDBKV:
                     wb.put(key, value)
             wb.write()
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "write", exc)) from exc
+            raise FatalError(describe_error(self.path, "writing to", exc)) from exc
 
     def iterate(
         self, start: bytes, stop: bytes, reverse: bool = False
@@ -182,7 +182,7 @@ class LevelDBKV:
             lower = None if reverse else start
             it = db.iterator(start=lower, stop=stop, reverse=reverse)
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "iterate", exc)) from exc
+            raise FatalError(describe_error(self.path, "scanning", exc)) from exc
         return self._drain(it, start if reverse else None)
 
     def _drain(self, it: Any, lower: bytes | None) -> Iterator[tuple[bytes, bytes]]:
@@ -193,7 +193,7 @@ class LevelDBKV:
                         return
                     yield key, value
         except plyvel.Error as exc:
-            raise FatalError(describe_error(self.path, "iterate", exc)) from exc
+            raise FatalError(describe_error(self.path, "scanning", exc)) from exc
         except RuntimeError as exc:
             # plyvel raises RuntimeError when the database was closed under the iterator
             raise FatalError(f"database at {self.path} was closed during a scan") from exc
@@ -214,7 +214,8 @@ class LevelDBKV:
 
 
 def describe_error(path: str, action: str, exc: BaseException) -> str:
-    """An operator-facing sentence for a storage failure: what happened, and where."""
+    """An operator-facing sentence for a storage failure while ``action`` ("writing to"):
+    what happened, and where."""
     raw = exc.args[0] if exc.args else exc
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(exc)
     lower = text.lower()
@@ -224,9 +225,9 @@ def describe_error(path: str, action: str, exc: BaseException) -> str:
             f"(is another node running on this data directory?): {text}"
         )
     if "no space left" in lower:
-        return f"disk full: cannot {action} database at {path}: {text}"
+        return f"disk full while {action} the database at {path}: {text}"
     if "read-only file system" in lower or "permission denied" in lower:
         return f"database at {path} is not writable: {text}"
     if isinstance(exc, plyvel.CorruptionError) or "corrupt" in lower:
         return f"database at {path} is corrupted (restore it or resync the node): {text}"
-    return f"cannot {action} database at {path}: {text}"
+    return f"storage failure while {action} the database at {path}: {text}"

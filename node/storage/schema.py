@@ -21,6 +21,7 @@ bytes in, bytes out; encoders raise ``ValueError`` for a field that does not fit
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
 from typing import Final
 
@@ -79,6 +80,11 @@ PERSIST_KINDS: Final[dict[str, tuple[int, int]]] = {
 }
 """Every key kind the protocol persists (``Persist`` effects in node/protocol)."""
 _PERSIST_BY_CODE: Final = {code: (kind, arity) for kind, (code, arity) in PERSIST_KINDS.items()}
+# per kind: the key prefix and the packer of its u64 fields (persist_key runs on every vote)
+_PERSIST_LAYOUT: Final = {
+    kind: (bytes([Table.CONSENSUS, code]), struct.Struct(">" + "Q" * arity))
+    for kind, (code, arity) in PERSIST_KINDS.items()
+}
 
 
 def table_range(table: Table) -> tuple[bytes, bytes]:
@@ -176,13 +182,18 @@ def meta_key(name: Meta) -> bytes:
 
 def persist_key(key: PersistKey) -> bytes:
     """The storage key of a protocol ``Persist`` key such as ``("car", lane, pos)``."""
-    if not key or not isinstance(key[0], str) or key[0] not in PERSIST_KINDS:
+    kind = key[0] if key else None
+    layout = _PERSIST_LAYOUT.get(kind) if isinstance(kind, str) else None
+    if layout is None:
         raise ValueError(f"unknown persist key {key!r}")
-    code, arity = PERSIST_KINDS[key[0]]
-    fields = key[1:]
-    if len(fields) != arity or not all(type(f) is int for f in fields):
-        raise ValueError(f"persist key {key!r}: expected {arity} int fields")
-    return _prefix(Table.CONSENSUS) + pack_u8(code) + b"".join(pack_u64(int(f)) for f in fields)
+    prefix, fields = layout
+    values = key[1:]
+    if len(values) != fields.size // 8 or any(type(v) is not int for v in values):
+        raise ValueError(f"persist key {key!r}: expected {fields.size // 8} int fields")
+    try:
+        return prefix + fields.pack(*values)
+    except struct.error as exc:
+        raise ValueError(f"persist key {key!r}: a field does not fit in u64") from exc
 
 
 def decode_persist_key(key: bytes) -> PersistKey:

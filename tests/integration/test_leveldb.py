@@ -228,15 +228,16 @@ def frozen_dir(tmp_path: Path) -> Iterator[Path]:
         where.chmod(0o700)
 
 
+def fill(kv: LevelDBKV, chunks: int) -> None:
+    for i in range(chunks):
+        kv.write([(b"k%d" % i, os.urandom(64 << 10))], sync=True)
+
+
 def test_a_full_disk_is_fatal_with_a_clear_message(tiny_disk: Path) -> None:
     """Writing past the end of a 1 MiB filesystem raises FatalError saying the disk is full."""
-    kv = LevelDBKV(tiny_disk / "db", write_buffer_bytes=64 << 10)
-    try:
-        with pytest.raises(FatalError, match=r"disk full: cannot write database at .*tiny/db"):  # noqa: PT012 - the disk fills at some write, which one is not the point
-            for i in range(64):
-                kv.write([(b"k%d" % i, os.urandom(64 << 10))], sync=True)
-    finally:
-        kv.close()
+    with LevelDBKV(tiny_disk / "db", write_buffer_bytes=64 << 10) as kv:
+        with pytest.raises(FatalError, match=r"disk full while writing to the database at .*/db"):
+            fill(kv, chunks=64)
 
 
 def test_a_read_only_directory_is_fatal_with_a_clear_message(frozen_dir: Path) -> None:

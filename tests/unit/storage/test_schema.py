@@ -117,10 +117,21 @@ def test_persist_keys_of_one_kind_sort_by_slot(slots: list[int]) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [(), ("nope", 1), ("car", 1), ("car", 1, 2, 3), ("commit", "1"), ("commit", True), (1,)],
+    [
+        (),
+        ("nope", 1),
+        ("car", 1),
+        ("car", 1, 2, 3),
+        ("commit", "1"),
+        ("commit", True),
+        ("commit", -1),
+        ("commit", 2**64),
+        (1,),
+    ],
 )
 def test_bad_persist_keys_are_refused(key: tuple[str | int, ...]) -> None:
-    """An unknown kind or a wrong number or type of fields raises ValueError."""
+    """An unknown kind, a wrong number or type of fields, or a field beyond u64 raises
+    ValueError."""
     with pytest.raises(ValueError, match="persist key"):
         schema.persist_key(key)
 

@@ -245,34 +245,36 @@ class Consensus:
     # ------------------------------------------------------------ Prepare
 
     def _validate_ticket(self, proposal: Proposal, ticket: Ticket) -> str | None:
+        """Check every part the ticket carries (all of them are acted on), and that the parts
+        this (slot, view) needs are there."""
         slot, view = proposal.slot, proposal.view
-        if view > 0:
-            tc = ticket.tc
-            if tc is None or tc.slot != slot or tc.view != view - 1:
-                return "view change proposal without a TC for the previous view"
+        tc, prev, qc = ticket.tc, ticket.prev, ticket.commit_qc
+        if tc is not None:
+            if view == 0 or tc.slot != slot or tc.view != view - 1:
+                return "ticket TC is not for the previous view of this slot"
             reason = self.checks.validate_tc(tc)
             if reason is not None:
                 return reason
             winner = compute_winner(tc, self.committee)
             if winner is not None and winner.digest != proposal.cut.digest:
                 return "proposal ignores the winning cut of its TC"
-            return None
-        if slot > 1 and not self.is_committed(slot - 1):
-            prev = ticket.prev
-            if prev is None or prev.slot != slot - 1:
-                return "ticket lacks the Prepare of the previous slot"
-            if prev.slot not in self.latest_proposal or (
-                self.latest_proposal[prev.slot].digest != prev.digest
-            ):
-                reason = self.checks.validate_proposal(prev)
-                if reason is not None:
-                    return f"ticket: {reason}"
-        if slot > self.k and not self.is_committed(slot - self.k):
-            qc = ticket.commit_qc
-            if qc is None or not slot - self.k <= qc.slot < slot:
-                return "ticket lacks the CommitQC of slot - k"
+        elif view > 0:
+            return "view change proposal without a TC for the previous view"
+        if prev is not None:
+            if prev.slot != slot - 1:
+                return "ticket Prepare is not for the previous slot"
+            reason = self.checks.validate_proposal(prev)
+            if reason is not None:
+                return f"ticket: {reason}"
+        elif view == 0 and slot > 1 and not self.is_committed(slot - 1):
+            return "ticket lacks the Prepare of the previous slot"
+        if qc is not None:
+            if not slot - self.k <= qc.slot < slot:
+                return "ticket CommitQC is not for a slot in [slot - k, slot)"
             if not self.checks.is_valid_commit_qc(qc):
                 return "ticket holds an invalid CommitQC"
+        elif view == 0 and slot > self.k and not self.is_committed(slot - self.k):
+            return "ticket lacks the CommitQC of slot - k"
         return None
 
     def on_prepare(self, sender: int, prepare: Prepare) -> list[Effect]:
@@ -310,7 +312,7 @@ class Consensus:
         if state.timed_out >= view or state.voted_prepare >= view:
             return effects + [Ignore("already voted or timed out in this view")]
         state.voted_prepare = view
-        if state.high_prop is None or view > state.high_prop.view:
+        if state.high_prop is None or view >= state.high_prop.view:
             state.high_prop = proposal
             effects.append(Persist(("high_prop", slot), proposal))
         sig = self._sign(MsgKind.PREPARE_VOTE, slot, view, proposal.cut.digest)
@@ -333,11 +335,11 @@ class Consensus:
         if vote.cut_digest != proposal.cut.digest:
             return [Reject(sender, "vote for a cut this leader did not propose")]
         book = state.prepare_votes if vote.phase == MsgKind.PREPARE_VOTE else state.confirm_acks
-        votes = book.setdefault(view, {})
-        if vote.voter in votes:
+        if vote.voter in book.get(view, {}):
             return [Ignore("duplicate vote")]
         if not self.checks.is_valid_vote(vote):
-            return [Reject(sender, "bad vote signature")]
+            return [Reject(sender, "bad vote signature or phase")]
+        votes = book.setdefault(view, {})
         votes[vote.voter] = vote.signature
         weight = self.committee.weight_of(votes)
         if vote.phase == MsgKind.CONFIRM_ACK:
@@ -392,6 +394,9 @@ class Consensus:
         state = self.slots.get(slot)
         if state is not None and state.voted_confirm >= view:
             return [Ignore("already acknowledged this view")]
+        reason = self.checks.validate_cut(cut)
+        if reason is not None:
+            return [Reject(sender, f"confirm carries a bad cut: {reason}")]
         if qc.cut_digest != cut.digest or not self.checks.is_valid_prepare_qc(qc):
             return [Reject(sender, "invalid PrepareQC in confirm")]
         state = self._slot(slot)
@@ -418,6 +423,9 @@ class Consensus:
         qc = commit.commit_qc
         if self.is_committed(qc.slot):
             return [Ignore("slot already committed")]
+        reason = self.checks.validate_cut(commit.cut)
+        if reason is not None:
+            return [Reject(sender, f"commit carries a bad cut: {reason}")]
         if qc.slot < 1 or qc.cut_digest != commit.cut.digest:
             return [Reject(sender, "commit certificate does not match its cut")]
         if not self.checks.is_valid_commit_qc(qc):
@@ -603,7 +611,10 @@ class Consensus:
             state.my_timeout = value
             state.view = max(state.view, value.view)
         elif kind == "high_prop" and isinstance(value, Proposal):
+            # Persisted just before the vote: count it as a vote in its view, so a crash
+            # between the two writes cannot lead to a second, different vote in that view.
             state.high_prop = value
+            state.voted_prepare = max(state.voted_prepare, value.view)
             state.view = max(state.view, value.view)
             self._note_proposal(value)
         elif kind == "high_qc" and isinstance(value, Confirm):

@@ -79,6 +79,7 @@ class Lanes:
         n = committee.size
         self.store: list[dict[int, dict[bytes, Car]]] = [{} for _ in range(n)]
         self.last_voted: list[tuple[int, bytes]] = [(0, ZERO_DIGEST)] * n
+        self.voted: list[dict[int, bytes]] = [{} for _ in range(n)]
         self.certified: list[PoA | None] = [None] * n
         self.ordered_pos: list[int] = [0] * n
         self.sync: dict[int, SyncTarget] = {}
@@ -86,6 +87,7 @@ class Lanes:
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.own_votes: dict[int, dict[int, bytes]] = {}
+        self.stalled_ticks = 0
 
     # ------------------------------------------------------------ queries
 
@@ -131,7 +133,8 @@ class Lanes:
         effects: list[Effect] = [SetTimer(CAR_TIMER, self.config.car_interval_ms)]
         top = self.own_tip[0]
         for pos in range(self.certified_pos(self.me) + 1, top + 1):
-            for car in self.store[self.me].get(pos, {}).values():
+            car = self.get_car(self.me, pos, self.voted[self.me].get(pos, b""))
+            if car is not None:
                 self.own_votes.setdefault(pos, {})[self.me] = self._sign_vote(car)
                 effects.append(Broadcast(car))
         return effects
@@ -147,8 +150,27 @@ class Lanes:
         return []
 
     def on_car_timer(self) -> list[Effect]:
-        effects = self._seal_cars()
+        effects = self._seal_cars() + self._resend_uncertified()
         effects.append(SetTimer(CAR_TIMER, self.config.car_interval_ms))
+        return effects
+
+    def _resend_uncertified(self) -> list[Effect]:
+        """Re-send own cars still short of a PoA to the peers that have not voted for them:
+        a partition that dropped them must not leave the lane stuck at its window."""
+        if not self.own_votes:
+            self.stalled_ticks = 0
+            return []
+        self.stalled_ticks += 1
+        every = max(2, self.config.sync_retry_ms // self.config.car_interval_ms)
+        if self.stalled_ticks % every:
+            return []
+        effects: list[Effect] = []
+        for pos in sorted(self.own_votes):
+            car = self.get_car(self.me, pos, self.voted[self.me][pos])
+            if car is None:
+                continue
+            voters = self.own_votes[pos]
+            effects += [Send(p, car) for p in self.committee.indices() if p not in voters]
         return effects
 
     def _seal_cars(self) -> list[Effect]:
@@ -185,12 +207,11 @@ class Lanes:
         car = Car(self.me, pos, parent, parent_poa, txs, sig, digest)
         self.store[self.me].setdefault(pos, {})[digest] = car
         self.last_voted[self.me] = (pos, digest)
+        self.voted[self.me][pos] = digest
         self.own_votes[pos] = {self.me: self._sign_vote(car)}
-        effects: list[Effect] = [
-            Persist(("car", self.me, pos), car),
-            Persist(("lane_pos", self.me), (pos, digest)),
-            Broadcast(car),
-        ]
+        # One record per car: the restored own tip is the highest persisted own car, so a crash
+        # can never make the owner seal a second, different car at this position.
+        effects: list[Effect] = [Persist(("car", self.me, pos), car), Broadcast(car)]
         return effects + self._maybe_certify(pos)
 
     def _sign_vote(self, car: Car) -> bytes:
@@ -204,7 +225,7 @@ class Lanes:
         votes = self.own_votes.get(vote.pos)
         if votes is None or vote.voter in votes:
             return [Ignore("lane vote for a certified, unknown or already counted car")]
-        if self.get_car(self.me, vote.pos, vote.car_digest) is None:
+        if self.voted[self.me].get(vote.pos) != vote.car_digest:
             return [Reject(sender, "lane vote for a car this lane never proposed")]
         if not self.checks.is_valid_lane_vote(vote):
             return [Reject(sender, "bad lane vote signature")]
@@ -216,7 +237,7 @@ class Lanes:
         if self.committee.weight_of(votes) < self.committee.poa_quorum:
             return []
         signers = tuple(sorted(votes))
-        digest = next(iter(self.store[self.me][pos]))
+        digest = self.voted[self.me][pos]
         poa = PoA(self.me, pos, digest, signers, tuple(votes[s] for s in signers))
         del self.own_votes[pos]
         effects: list[Effect] = []
@@ -232,6 +253,8 @@ class Lanes:
     # ------------------------------------------------------------ other lanes
 
     def on_car(self, sender: int, car: Car) -> list[Effect]:
+        if not self.committee.is_member(car.lane):
+            return [Reject(sender, "car for an unknown lane")]
         if car.lane == self.me:
             return [Ignore("car for own lane from a peer")]
         known = self.store[car.lane].get(car.pos, {})
@@ -258,23 +281,12 @@ class Lanes:
         return effects
 
     def _revote(self, car: Car) -> list[Effect]:
-        """A re-sent car we already voted for: send the same vote again (owner lost it)."""
-        pos, digest = self.last_voted[car.lane]
-        if car.pos <= pos and self._voted_digest(car.lane, car.pos) == car.digest:
+        """A re-sent car this replica voted for: send the same vote again (the owner lost it).
+        Only an actual vote is repeated, never a car merely adopted from the ordered chain."""
+        if self.voted[car.lane].get(car.pos) == car.digest:
             vote = LaneVote(car.lane, car.pos, car.digest, self.me, self._sign_vote(car))
             return [Send(car.lane, vote)]
         return [Ignore("duplicate car")]
-
-    def _voted_digest(self, lane: int, pos: int) -> bytes | None:
-        """Digest of the car at ``pos`` on the chain this replica voted along."""
-        top, digest = self.last_voted[lane]
-        while top > pos:
-            cars = self.store[lane].get(top, {})
-            car = cars.get(digest)
-            if car is None:
-                return None
-            top, digest = top - 1, car.parent
-        return digest if top == pos else None
 
     def _vote_cascade(self, lane: int) -> list[Effect]:
         """Vote, in order, for every stored car that extends the chain this replica voted on."""
@@ -287,10 +299,8 @@ class Lanes:
             if nxt is None:
                 return effects
             self.last_voted[lane] = (nxt.pos, nxt.digest)
-            effects += [
-                Persist(("car", lane, nxt.pos), nxt),
-                Persist(("lane_pos", lane), (nxt.pos, nxt.digest)),
-            ]
+            self.voted[lane][nxt.pos] = nxt.digest
+            effects.append(Persist(("car", lane, nxt.pos), nxt))
             if nxt.pos > self.certified_pos(lane):
                 sig = self._sign_vote(nxt)
                 effects.append(Send(lane, LaneVote(lane, nxt.pos, nxt.digest, self.me, sig)))
@@ -305,8 +315,12 @@ class Lanes:
         return []
 
     def learn_poa(self, poa: PoA) -> bool:
-        """Record an already validated PoA (from a cut); True if it is a newer tip."""
-        return self._learn_poa(poa)
+        """Record a PoA seen inside a cut; True if it is a newer, valid tip. It is checked here
+        because a cut's digest does not cover its PoAs."""
+        current = self.certified[poa.lane] if self.committee.is_member(poa.lane) else None
+        if current is not None and current.pos >= poa.pos:
+            return False
+        return self.checks.is_valid_poa(poa) and self._learn_poa(poa)
 
     def _learn_poa(self, poa: PoA) -> bool:
         current = self.certified[poa.lane]
@@ -401,16 +415,23 @@ class Lanes:
         if horizon > 0 and len(store) > self.config.car_retention:
             for old in [p for p in store if p <= horizon]:
                 del store[old]
+                self.voted[lane].pop(old, None)
                 effects.append(Persist(("car", lane, old), None))
         return effects
 
     # ------------------------------------------------------------ restart
 
     def restore_car(self, car: Car) -> None:
+        """A persisted car is one this replica voted for (or sealed): restore the vote too."""
         self.store[car.lane].setdefault(car.pos, {})[car.digest] = car
+        self.voted[car.lane][car.pos] = car.digest
+        if car.pos > self.last_voted[car.lane][0]:
+            self.last_voted[car.lane] = (car.pos, car.digest)
 
     def restore_lane_pos(self, lane: int, pos: int, digest: bytes) -> None:
-        self.last_voted[lane] = (pos, digest)
+        """An adopted position from ordering; a higher voted car restored elsewhere wins."""
+        if pos > self.last_voted[lane][0]:
+            self.last_voted[lane] = (pos, digest)
 
     def restore_poa(self, poa: PoA) -> None:
         self._learn_poa(poa)

@@ -86,7 +86,9 @@ class Ordering:
         checkpoint = OrderingCheckpoint(
             self.next_slot, self.height, self.last_block, tuple(self.positions)
         )
-        return [Persist(("ordering",), checkpoint), Deliver(block), *effects]
+        # Deliver first: a crash before the checkpoint re-delivers this block after restart,
+        # which the driver ignores by height; the other order would lose it.
+        return [Deliver(block), Persist(("ordering",), checkpoint), *effects]
 
     def restore(self, checkpoint: OrderingCheckpoint) -> None:
         self.next_slot = checkpoint.next_slot

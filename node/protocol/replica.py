@@ -70,8 +70,9 @@ class Replica:
                 self.lanes.restore_poa(value)
             elif kind != "ordering":
                 self.consensus.restore(key, value)
-        for slot in sorted(self.consensus.commits):
-            self.ordering.on_committed(slot, self.consensus.commits[slot].cut)
+        for slot, commit in self.consensus.commits.items():
+            if slot >= self.ordering.next_slot:
+                self.ordering.pending[slot] = commit.cut  # delivered by Start's advance()
 
     def step(self, event: Event) -> list[Effect]:
         if isinstance(event, MessageReceived):

@@ -22,6 +22,13 @@ from node.types.messages import (
     signing_bytes,
 )
 
+U64_LIMIT = 1 << 64
+
+
+def fits_u64(*values: int) -> bool:
+    """Numbers that can be encoded: every signed and hashed position is a u64."""
+    return all(isinstance(v, int) and 0 <= v < U64_LIMIT for v in values)
+
 
 class MessageChecker:
     """Binds a committee and a verifier; the replica's sub-machines share one instance."""
@@ -34,7 +41,9 @@ class MessageChecker:
     def _signed(
         self, kind: MsgKind, first: int, second: int, digest: bytes, signer: int, sig: bytes
     ) -> bool:
-        if not self.committee.is_member(signer):
+        if not self.committee.is_member(signer) or not fits_u64(first, second):
+            return False
+        if len(digest) != DIGEST_SIZE:
             return False
         message = signing_bytes(kind, self.chain_id, first, second, digest)
         return self.verifier.verify(signer, message, sig)
@@ -49,7 +58,7 @@ class MessageChecker:
         signatures: tuple[bytes, ...],
         threshold: int,
     ) -> bool:
-        if len(signers) != len(signatures) or not signers:
+        if len(signers) != len(signatures) or not signers or not fits_u64(first, second):
             return False
         if any(b <= a for a, b in zip(signers, signers[1:], strict=False)):
             return False  # signers must ascend strictly: no duplicates, one canonical form
@@ -90,6 +99,8 @@ class MessageChecker:
         """Return why ``car`` is invalid, or None when it is well-formed and owner-signed."""
         if not self.committee.is_member(car.lane):
             return "unknown lane"
+        if not fits_u64(car.pos):
+            return "car position out of range"
         if car.pos < 1:
             return "car position below 1"
         if len(car.txs) > max_txs or car.size_bytes > max_bytes:
@@ -120,6 +131,8 @@ class MessageChecker:
         for lane, tip in enumerate(cut.tips):
             if tip.lane != lane:
                 return "cut tips out of lane order"
+            if not fits_u64(tip.pos) or len(tip.car_digest) != DIGEST_SIZE:
+                return "cut tip position or digest malformed"
             if tip.pos == 0:
                 if tip.car_digest != ZERO_DIGEST or tip.poa is not None:
                     return "empty tip must have the zero digest and no PoA"
@@ -136,10 +149,13 @@ class MessageChecker:
         return None
 
     def validate_proposal(self, proposal: Proposal) -> str | None:
-        if proposal.slot < 1 or proposal.view < 0:
+        if not fits_u64(proposal.slot, proposal.view) or proposal.slot < 1:
             return "bad slot or view"
         if proposal.leader != self.committee.leader(proposal.slot, proposal.view):
             return "proposal not from the leader of its slot and view"
+        reason = self.validate_cut(proposal.cut)
+        if reason is not None:
+            return reason
         if not self._signed(
             MsgKind.PROPOSAL,
             proposal.slot,
@@ -149,7 +165,7 @@ class MessageChecker:
             proposal.signature,
         ):
             return "bad proposal signature"
-        return self.validate_cut(proposal.cut)
+        return None
 
     def is_valid_vote(self, vote: Vote) -> bool:
         return vote.phase in (MsgKind.PREPARE_VOTE, MsgKind.CONFIRM_ACK) and self._signed(
@@ -176,15 +192,19 @@ class MessageChecker:
 
     def validate_timeout(self, timeout: Timeout) -> str | None:
         qc, qc_cut, prop = timeout.high_qc, timeout.high_qc_cut, timeout.high_prop
+        if not fits_u64(timeout.slot, timeout.view):
+            return "bad slot or view"
         if (qc is None) != (qc_cut is None):
             return "high QC and its cut must come together"
         if qc is not None and qc_cut is not None:
-            if qc.slot != timeout.slot or qc.view > timeout.view:
+            if qc.slot != timeout.slot or not fits_u64(qc.view) or qc.view > timeout.view:
                 return "high QC for another slot or a later view"
+            if self.validate_cut(qc_cut) is not None:
+                return "high QC's cut is malformed or lacks valid PoAs"
             if qc.cut_digest != qc_cut.digest or not self.is_valid_prepare_qc(qc):
                 return "invalid high QC"
         if prop is not None:
-            if prop.slot != timeout.slot or prop.view > timeout.view:
+            if prop.slot != timeout.slot or not fits_u64(prop.view) or prop.view > timeout.view:
                 return "high proposal for another slot or a later view"
             reason = self.validate_proposal(prop)
             if reason is not None:
@@ -201,6 +221,8 @@ class MessageChecker:
         return None
 
     def validate_tc(self, tc: TC) -> str | None:
+        if not fits_u64(tc.slot, tc.view):
+            return "bad slot or view"
         voters = [t.voter for t in tc.timeouts]
         if any(b <= a for a, b in zip(voters, voters[1:], strict=False)):
             return "timeouts in a TC must come from distinct voters in ascending order"

@@ -151,8 +151,16 @@ class Keys:
         sigs = tuple(self.sign(s, MsgKind.LANE_VOTE, car.lane, car.pos, car.digest) for s in who)
         return PoA(car.lane, car.pos, car.digest, who, sigs)
 
-    def lane(self, lane: int, length: int, tag: bytes = b"", first_parent: bytes = ZERO_DIGEST,
-             first_pos: int = 1, first_poa: PoA | None = None, poas: bool = True) -> list[Car]:
+    def lane(
+        self,
+        lane: int,
+        length: int,
+        tag: bytes = b"",
+        first_parent: bytes = ZERO_DIGEST,
+        first_pos: int = 1,
+        first_poa: PoA | None = None,
+        poas: bool = True,
+    ) -> list[Car]:
         """``length`` chained cars of ``lane``, each carrying its parent's PoA if ``poas``."""
         cars: list[Car] = []
         parent, poa = first_parent, first_poa
@@ -168,40 +176,59 @@ class Keys:
     def cut(self, *tips: CutTip) -> Cut:
         """A cut with the given tips and empty tips for every other lane."""
         by_lane = {t.lane: t for t in tips}
-        return Cut(
-            tuple(by_lane.get(i, CutTip(i, 0, ZERO_DIGEST, None)) for i in range(self.n))
-        )
+        return Cut(tuple(by_lane.get(i, CutTip(i, 0, ZERO_DIGEST, None)) for i in range(self.n)))
 
     # -------------------------------------------------------- consensus
 
-    def proposal(self, slot: int, view: int, cut: Cut, leader: int | None = None,
-                 signer: int | None = None) -> Proposal:
+    def proposal(
+        self, slot: int, view: int, cut: Cut, leader: int | None = None, signer: int | None = None
+    ) -> Proposal:
         who = self.committee.leader(slot, view) if leader is None else leader
-        sig = self.sign(who if signer is None else signer, MsgKind.PROPOSAL, slot, view,
-                        cut.digest)
+        sig = self.sign(who if signer is None else signer, MsgKind.PROPOSAL, slot, view, cut.digest)
         return Proposal(slot, view, cut, who, sig)
 
-    def prepare(self, slot: int, view: int, cut: Cut, ticket: Ticket | None = None,
-                leader: int | None = None, signer: int | None = None) -> Prepare:
+    def prepare(
+        self,
+        slot: int,
+        view: int,
+        cut: Cut,
+        ticket: Ticket | None = None,
+        leader: int | None = None,
+        signer: int | None = None,
+    ) -> Prepare:
         return Prepare(self.proposal(slot, view, cut, leader, signer), ticket or Ticket())
 
     def vote(self, phase: MsgKind, slot: int, view: int, cut: Cut | bytes, voter: int) -> Vote:
         digest = cut.digest if isinstance(cut, Cut) else cut
         return Vote(phase, slot, view, digest, voter, self.sign(voter, phase, slot, view, digest))
 
-    def qc(self, phase: MsgKind, slot: int, view: int, cut: Cut | bytes,
-           signers: Sequence[int] | None = None) -> QC:
+    def qc(
+        self,
+        phase: MsgKind,
+        slot: int,
+        view: int,
+        cut: Cut | bytes,
+        signers: Sequence[int] | None = None,
+    ) -> QC:
         digest = cut.digest if isinstance(cut, Cut) else cut
         who = tuple(signers) if signers is not None else self.quorum
         sigs = tuple(self.sign(s, phase, slot, view, digest) for s in who)
         return QC(phase, slot, view, digest, who, sigs)
 
-    def prepare_qc(self, slot: int, view: int, cut: Cut,
-                   signers: Sequence[int] | None = None) -> QC:
+    def prepare_qc(
+        self, slot: int, view: int, cut: Cut, signers: Sequence[int] | None = None
+    ) -> QC:
         return self.qc(MsgKind.PREPARE_VOTE, slot, view, cut, signers)
 
-    def timeout(self, slot: int, view: int, voter: int, high_qc: QC | None = None,
-                high_qc_cut: Cut | None = None, high_prop: Proposal | None = None) -> Timeout:
+    def timeout(
+        self,
+        slot: int,
+        view: int,
+        voter: int,
+        high_qc: QC | None = None,
+        high_qc_cut: Cut | None = None,
+        high_prop: Proposal | None = None,
+    ) -> Timeout:
         unsigned = Timeout(slot, view, high_qc, high_qc_cut, high_prop, voter, b"")
         sig = self.sign(voter, MsgKind.TIMEOUT, slot, view, unsigned.content_digest)
         return Timeout(slot, view, high_qc, high_qc_cut, high_prop, voter, sig)
@@ -264,8 +291,10 @@ def snapshot(replica: Replica) -> dict[str, object]:
             "last_voted": lanes.last_voted,
             "certified": lanes.certified,
             "ordered_pos": lanes.ordered_pos,
-            "sync": {k: (v.from_pos, v.to_pos, v.to_digest, v.candidates, v.attempt)
-                     for k, v in lanes.sync.items()},
+            "sync": {
+                k: (v.from_pos, v.to_pos, v.to_digest, v.candidates, v.attempt)
+                for k, v in lanes.sync.items()
+            },
             "pending": lanes.pending,
             "own_votes": lanes.own_votes,
             "slots": cons.slots,
@@ -524,13 +553,9 @@ def unpersisted_reveals(
             elif isinstance(m, Car) and m.lane == node:
                 ok = durable.get(("car", node, m.pos)) == m
             elif isinstance(m, LaneVote) and m.voter == node:
+                # The persisted car at (lane, pos) is the record of the vote.
                 car = durable.get(("car", m.lane, m.pos))
-                tip = durable.get(("lane_pos", m.lane))
-                ok = isinstance(car, Car) and car.digest == m.car_digest and isinstance(tip, tuple)
-                if ok and (m.lane, m.pos) not in lane_votes_sent:
-                    ok = tip == (m.pos, m.car_digest)
-                elif ok:
-                    ok = tip[0] >= m.pos
+                ok = isinstance(car, Car) and car.digest == m.car_digest
                 lane_votes_sent.add((m.lane, m.pos))
             if not ok:
                 bad.append((index, m))

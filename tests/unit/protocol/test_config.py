@@ -10,9 +10,7 @@ from node.protocol.config import ProtocolConfig
 from node.types.errors import ConfigError
 
 POSITIVE_FIELDS = [
-    f.name
-    for f in dataclasses.fields(ProtocolConfig)
-    if f.name != "fast_path_timeout_ms"
+    f.name for f in dataclasses.fields(ProtocolConfig) if f.name != "fast_path_timeout_ms"
 ]
 
 

@@ -99,13 +99,17 @@ def test_one_silent_replica_forces_the_slow_path() -> None:
         leader = net.keys.committee.leader(slot, 0)
         effects = net.effects_of(leader)
         confirm_at = next(
-            i for i, e in enumerate(effects)
-            if isinstance(e, Broadcast) and isinstance(e.message, Confirm)
+            i
+            for i, e in enumerate(effects)
+            if isinstance(e, Broadcast)
+            and isinstance(e.message, Confirm)
             and e.message.prepare_qc.slot == slot
         )
         commit_at = next(
-            i for i, e in enumerate(effects)
-            if isinstance(e, Broadcast) and isinstance(e.message, Commit)
+            i
+            for i, e in enumerate(effects)
+            if isinstance(e, Broadcast)
+            and isinstance(e.message, Commit)
             and e.message.commit_qc.slot == slot
         )
         assert confirm_at < commit_at
@@ -122,9 +126,13 @@ def test_slow_path_waits_for_the_fast_path_timeout_first() -> None:
         net, leader, lambda e: isinstance(e, SetTimer) and e.timer == fast_timer(1, 0)
     )
     confirmed = steps_with(
-        net, leader,
-        lambda e: isinstance(e, Broadcast) and isinstance(e.message, Confirm)
-        and e.message.prepare_qc.slot == 1,
+        net,
+        leader,
+        lambda e: (
+            isinstance(e, Broadcast)
+            and isinstance(e.message, Confirm)
+            and e.message.prepare_qc.slot == 1
+        ),
     )
     assert len(armed) == 1 and len(confirmed) == 1
     assert confirmed[0].time - armed[0].time == ProtocolConfig().fast_path_timeout_ms
@@ -138,9 +146,13 @@ def test_zero_fast_path_timeout_sends_confirm_without_waiting() -> None:
     assert not [e for e in effects if isinstance(e, SetTimer) and e.timer.kind == "fast"]
     leader = net.keys.committee.leader(1, 0)
     (quorum_step,) = steps_with(
-        net, leader,
-        lambda e: isinstance(e, Broadcast) and isinstance(e.message, Confirm)
-        and e.message.prepare_qc.slot == 1,
+        net,
+        leader,
+        lambda e: (
+            isinstance(e, Broadcast)
+            and isinstance(e.message, Confirm)
+            and e.message.prepare_qc.slot == 1
+        ),
     )
     assert isinstance(quorum_step.event.message, Vote)
     assert any(not c.fast for c in net.committed[0])
@@ -151,10 +163,12 @@ def test_zero_fast_path_timeout_commits_sooner_than_waiting() -> None:
     """Disabling the fast-path wait commits slot 1 exactly fast_path_timeout_ms earlier."""
 
     def commit_time(config: ProtocolConfig) -> int:
-        net = run_net(Net(Keys(4), config=config, silent=frozenset({3})), until=200,
-                      txs_until=50)
-        return min(s.time for s in net.steps if s.node == 0 and any(
-            isinstance(e, Committed) and e.slot == 1 for e in s.effects))
+        net = run_net(Net(Keys(4), config=config, silent=frozenset({3})), until=200, txs_until=50)
+        return min(
+            s.time
+            for s in net.steps
+            if s.node == 0 and any(isinstance(e, Committed) and e.slot == 1 for e in s.effects)
+        )
 
     waited = commit_time(ProtocolConfig(fast_path_timeout_ms=20))
     assert commit_time(ProtocolConfig(fast_path_timeout_ms=0)) == waited - 20
@@ -172,8 +186,9 @@ def test_other_committees_commit_and_agree(n: int, weights: list[int] | None) ->
 
 def test_weighted_committee_survives_losing_a_light_validator() -> None:
     """With weights [1, 1, 1, 2] (Q = 4) losing a weight-1 validator still commits, slowly."""
-    net = run_net(Net(Keys(4, weights=[1, 1, 1, 2]), silent=frozenset({0})), until=3000,
-                  txs_until=150)
+    net = run_net(
+        Net(Keys(4, weights=[1, 1, 1, 2]), silent=frozenset({0})), until=3000, txs_until=150
+    )
     assert len(net.committed[1]) >= 2
     assert not any(c.fast for c in net.committed[1])
     assert_agreement(net)
@@ -281,8 +296,7 @@ def test_silent_leader_is_replaced_through_timeouts_and_a_tc() -> None:
         timeouts = [m for m in messages(net.effects_of(i), Timeout) if m.voter == i]
         assert [(t.slot, t.view) for t in timeouts][:1] == [(1, 0)]
     new_leader = net.keys.committee.leader(1, 1)
-    prepares = [m for m in messages(net.effects_of(new_leader), Prepare)
-                if m.proposal.slot == 1]
+    prepares = [m for m in messages(net.effects_of(new_leader), Prepare) if m.proposal.slot == 1]
     assert len(prepares) == 1
     tc = prepares[0].ticket.tc
     assert isinstance(tc, TC) and (tc.slot, tc.view) == (1, 0)
@@ -360,9 +374,6 @@ def test_leader_of_next_view_proposes_on_a_tc() -> None:
     assert replica.checks.validate_proposal(prepare.proposal) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bug: compute_winner counts last votes per (view, cut); "
-                   "the fast-committed cut's votes end up split over views 0, 1 and 2, the "
-                   "view-3 leader is free, and two correct replicas commit different cuts")
 def test_fast_commit_survives_view_changes_that_reach_one_replica_each() -> None:
     """Slot agreement: replica 1 fast-commits slot 1 in view 0 and falls silent holding its
     Commit; the view-1 and view-2 re-proposals each reach only their own leader; the held
@@ -381,8 +392,13 @@ def test_fast_commit_survives_view_changes_that_reach_one_replica_each() -> None
             view = message.proposal.view
             if (view, sender) in ((1, 2), (2, 3)) and to != 1:
                 return None  # the re-proposal of view 1 (2) reaches no other live replica
-        if (sender == 3 and isinstance(message, Vote) and message.slot == 1
-                and message.phase == MsgKind.CONFIRM_ACK and not state["released"]):
+        if (
+            sender == 3
+            and isinstance(message, Vote)
+            and message.slot == 1
+            and message.phase == MsgKind.CONFIRM_ACK
+            and not state["released"]
+        ):
             state["released"] = True
             net.deliver(net.now + 1, 1, 3, state["held"])
         return message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,8 +159,9 @@ def test_votes_follow_one_hash_chain_for_any_delivery_order(data: st.DataObject)
     fork_at = data.draw(st.integers(1, 4))
     parent = honest[fork_at - 2].digest if fork_at > 1 else b"\x00" * 32
     poa = keys.poa(honest[fork_at - 2]) if fork_at > 1 and with_poas else None
-    fork = keys.lane(OWNER, 2, tag=b"fork", first_parent=parent, first_pos=fork_at,
-                     first_poa=poa, poas=with_poas)
+    fork = keys.lane(
+        OWNER, 2, tag=b"fork", first_parent=parent, first_pos=fork_at, first_poa=poa, poas=with_poas
+    )
     cars = data.draw(st.permutations(honest + fork))
     votes: list[LaneVote] = []
     for car in cars:
@@ -203,7 +203,7 @@ def test_poa_forms_at_exactly_f_plus_one_and_is_broadcast() -> None:
     car = own_car(replica)
     assert messages(receive(replica, 1, keys.lane_vote(car, 1)), PoA) == []
     effects = receive(replica, 2, keys.lane_vote(car, 2))
-    (target, poa), = sends_to(effects, PoA)
+    ((target, poa),) = sends_to(effects, PoA)
     assert target is None
     assert isinstance(poa, PoA)
     assert (poa.lane, poa.pos, poa.car_digest, poa.signers) == (ME, 1, car.digest, (0, 1, 2))
@@ -349,8 +349,7 @@ def bad_replies(keys: Keys, cars: list[Car]) -> dict[str, SyncReply]:
         "other lane": SyncReply(OWNER, tuple(other)),
         "bad signature": SyncReply(OWNER, (cars[0], cars[1], replace(cars[2], signature=b"x"))),
         "bad digest": SyncReply(OWNER, (cars[0], cars[1], replace(cars[2], txs=(b"evil",)))),
-        "broken chain": SyncReply(OWNER, (cars[0], replace(cars[1], parent=b"\x05" * 32),
-                                          cars[2])),
+        "broken chain": SyncReply(OWNER, (cars[0], replace(cars[1], parent=b"\x05" * 32), cars[2])),
         "too long": SyncReply(OWNER, tuple(keys.lane(OWNER, 600, poas=False))),
     }
 
@@ -375,8 +374,7 @@ def test_bad_sync_replies_blame_the_sender() -> None:
     keys, replica, cars = parked_setup()
     receive(replica, OWNER, cars[3])
     replies = bad_replies(keys, cars)
-    for name in ("gap", "mixes lanes", "bad signature", "bad digest", "broken chain",
-                 "too long"):
+    for name in ("gap", "mixes lanes", "bad signature", "bad digest", "broken chain", "too long"):
         effects = receive(replica, 2, replies[name])
         assert rejects_only(effects), name
 
@@ -404,10 +402,6 @@ def test_invalid_poa_is_rejected_and_stale_poa_ignored() -> None:
     assert snapshot(replica) == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: after ordering adopts the other branch of a "
-                   "forked lane, Lanes._revote walks the adopted chain as if it were the voted "
-                   "one and signs a second LaneVote at a position already voted (also "
-                   "tests/sim/regressions.py REVOTE_ON_ADOPTED_CHAIN)")
 def test_no_second_vote_at_a_position_after_ordering_adopts_a_fork() -> None:
     """After voting A1, A2 and then ordering a committed fork B1..B3, a replayed B2 does not
     get a LaneVote: position 2 was already voted for A2."""
@@ -426,3 +420,19 @@ def test_no_second_vote_at_a_position_after_ordering_adopts_a_fork() -> None:
     by_pos: dict[int, bytes] = {}
     for v in lane_votes(effects):
         assert by_pos.setdefault(v.pos, v.car_digest) == v.car_digest
+
+
+def test_lost_own_cars_are_sent_again() -> None:
+    """When no votes come back for its uncertified cars, the owner sends them again on a
+    later car timer (so one lost broadcast cannot stall its lane for good)."""
+    keys = Keys(4)
+    replica = started(keys, config=ProtocolConfig(lane_window=2, car_max_txs=1))
+    effects = replica.step(TxsSubmitted(0, (b"a", b"b", b"c")))
+    sent = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert [c.pos for c in sent] == [1, 2]  # window full, both broadcasts lost
+    resent: list[Car] = []
+    for tick in range(1, 41):  # 40 car intervals, 2 s of silence
+        resent += [
+            m for m in messages(fire(replica, CAR_TIMER, now=50 * tick), Car) if isinstance(m, Car)
+        ]
+    assert {c.pos for c in resent} >= {1}

@@ -33,15 +33,16 @@ def replica_holding(*chains: list[Car]) -> Replica:
     replica = KEYS.replica(ME)
     replica.step(Start(0))
     for chain in chains:
-        for car in chain:
-            replica.lanes.restore_car(car)
+        for car in chain:  # stored (e.g. synced), not voted for
+            replica.lanes.store[car.lane].setdefault(car.pos, {})[car.digest] = car
     return replica
 
 
 def cut(**tips: int) -> Cut:
     """A cut with lane ``l`` at position ``tips[f"l{l}"]`` of the honest lanes."""
-    return KEYS.cut(*(KEYS.tip(LANES[int(k[1:])][pos - 1], (2, 3)) for k, pos in tips.items()
-                      if pos > 0))
+    return KEYS.cut(
+        *(KEYS.tip(LANES[int(k[1:])][pos - 1], (2, 3)) for k, pos in tips.items() if pos > 0)
+    )
 
 
 def commit(slot: int, c: Cut) -> Commit:
@@ -132,10 +133,14 @@ def test_checkpoint_is_persisted_with_each_block() -> None:
     effects = receive(replica, 1, commit(1, cut(l1=2)))
     (block,) = blocks(effects)
     checkpoints = [e.value for e in effects if isinstance(e, Persist) and e.key == ("ordering",)]
-    assert checkpoints == [OrderingCheckpoint(
-        2, 1, block.digest,
-        ((0, ZERO_DIGEST), (2, LANES[1][1].digest), (0, ZERO_DIGEST), (0, ZERO_DIGEST)),
-    )]
+    assert checkpoints == [
+        OrderingCheckpoint(
+            2,
+            1,
+            block.digest,
+            ((0, ZERO_DIGEST), (2, LANES[1][1].digest), (0, ZERO_DIGEST), (0, ZERO_DIGEST)),
+        )
+    ]
 
 
 def test_ordered_cars_raise_lane_votes_forward() -> None:
@@ -150,8 +155,10 @@ def test_ordered_cars_raise_lane_votes_forward() -> None:
 
 
 @settings(max_examples=80, deadline=None, derandomize=True)
-@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=8),
-       st.permutations(range(8)))
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=8),
+    st.permutations(range(8)),
+)
 def test_ordering_matches_the_plain_rule(tips: list[tuple[int, int]], order: list[int]) -> None:
     """For any sequence of committed cuts, committed in any order, the delivered cars equal a
     plain re-statement of the rule: per slot, per lane, the positions above the last one."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.protocol.consensus import view_timer
-from node.protocol.effects import Effect, Persist, Reject
+from node.protocol.effects import Effect, Persist, Reject, Send
 from node.protocol.events import MessageReceived, Start, TxsSubmitted
 from node.protocol.lanes import CAR_TIMER
 from node.types.messages import Car, Confirm, Message, MsgKind, PoA, Prepare, Timeout, Vote
@@ -76,7 +75,10 @@ def test_every_revealed_signature_is_persisted_first(
     """In a random run (jitter, loss, a silent node, a restart) every own Vote, Timeout,
     LaneVote, Car and Prepare a replica sends is durable, with an equal value, by then."""
     net = Net(
-        KEYS, jitter=20, loss=0.05, seed=seed,
+        KEYS,
+        jitter=20,
+        loss=0.05,
+        seed=seed,
         silent=frozenset() if silent is None else frozenset({silent}),
         crash=None if crash is None else (crash[0], crash[1], 10**6),
     )
@@ -89,8 +91,6 @@ def test_every_revealed_signature_is_persisted_first(
 def test_contract_checker_catches_a_missing_persist() -> None:
     """The checker used above flags a vote sent without its Persist."""
     vote = KEYS.vote(MsgKind.PREPARE_VOTE, 1, 0, KEYS.cut(), NODE)
-    from node.protocol.effects import Send
-
     ok: list[Effect] = [Persist(("prepare_vote", 1), vote), Send(1, vote)]
     bad: list[Effect] = [Send(1, vote), Persist(("prepare_vote", 1), vote)]
     event = Start(0)
@@ -112,8 +112,9 @@ def test_restart_never_signs_a_conflicting_value(step: int, prefix: int, seed: i
     rebuilt from its records, and is fed every earlier message again plus equivocating
     Prepares and Confirms, never signs two different values for one (phase, slot, view),
     (slot, view) timeout, proposal, or (lane, pos)."""
-    net = Net(KEYS, jitter=5, seed=seed, crash=(NODE, step, prefix),
-              after_restart=redeliver_everything)
+    net = Net(
+        KEYS, jitter=5, seed=seed, crash=(NODE, step, prefix), after_restart=redeliver_everything
+    )
     net.start(until=600)
     net.run(2500)
     assert conflicts(claims_of(net, NODE)) == []
@@ -189,11 +190,6 @@ def crash_after(effects: list[Effect], key_kind: str) -> dict:
     raise AssertionError(f"no Persist of {key_kind}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an own car persisted without its lane_pos is restored next to the re-sealed "
-    "car, and _maybe_certify builds the PoA with the stale car's digest",
-)
 def test_crash_between_car_and_lane_pos_persists_keeps_the_lane_certifiable() -> None:
     """If the owner crashes after persisting a new car but before persisting its lane
     position, the car it seals after restart still gets a valid PoA."""
@@ -210,15 +206,10 @@ def test_crash_between_car_and_lane_pos_persists_keeps_the_lane_certifiable() ->
     assert restored.checks.is_valid_poa(poa)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: high_prop is persisted before the vote and only replaced by a higher view, "
-    "so a crash between the two Persists lets the replica vote cut B while its Timeout "
-    "still reports cut A as its last vote in that view",
-)
 def test_crash_between_high_prop_and_vote_persists_keeps_timeouts_truthful() -> None:
-    """After a crash between persisting high_prop and the vote, a replica that then votes for
-    another cut in that view reports that cut as its last vote in its Timeout."""
+    """After a crash between persisting high_prop and the vote, the replica counts the
+    persisted proposal as its vote in that view: it votes for no other cut there, and its
+    Timeout reports that proposal as its last vote."""
     replica = KEYS.replica(0)
     replica.step(Start(0))
     car = KEYS.lane(2, 1)[0]
@@ -228,11 +219,10 @@ def test_crash_between_high_prop_and_vote_persists_keeps_timeouts_truthful() -> 
     restored = KEYS.replica(0)
     restored.restore(records)
     restored.step(Start(1))
-    (vote,) = own_votes(receive(restored, 1, KEYS.prepare(1, 0, cut_b)), 0)
-    assert vote.cut_digest == cut_b.digest
+    assert own_votes(receive(restored, 1, KEYS.prepare(1, 0, cut_b)), 0) == []
     (timeout,) = messages(fire(restored, view_timer(1, 0)), Timeout)
     assert timeout.high_prop is not None
-    assert timeout.high_prop.cut.digest == vote.cut_digest
+    assert timeout.high_prop.cut.digest == cut_a.digest
 
 
 def test_persisted_vote_precedes_its_send_in_one_step() -> None:
@@ -242,7 +232,8 @@ def test_persisted_vote_precedes_its_send_in_one_step() -> None:
     effects = receive(replica, 1, KEYS.prepare(1, 0, KEYS.cut()))
     kinds = [(type(e).__name__, getattr(e, "key", None)) for e in effects]
     persist_at = kinds.index(("Persist", ("prepare_vote", 1)))
-    send_at = next(i for i, e in enumerate(effects) if isinstance(getattr(e, "message", None),
-                                                                  Vote))
+    send_at = next(
+        i for i, e in enumerate(effects) if isinstance(getattr(e, "message", None), Vote)
+    )
     assert persist_at < send_at
     assert not [e for e in effects if isinstance(e, Reject)]

@@ -246,5 +246,6 @@ def test_unknown_signers_never_count(keys: Keys) -> None:
     ok = checker(keys)
     poa = keys.poa(keys.car(0, 1), (0, 1))
     assert not ok.is_valid_poa(PoA(0, 1, poa.car_digest, (0, 1, 99), (*poa.signatures, b"")))
-    assert not ok.is_valid_vote(replace(keys.vote(MsgKind.PREPARE_VOTE, 1, 0, keys.cut(), 0),
-                                        voter=99))
+    assert not ok.is_valid_vote(
+        replace(keys.vote(MsgKind.PREPARE_VOTE, 1, 0, keys.cut(), 0), voter=99)
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,8 +44,9 @@ A, B, C = (cut_of(KEYS4, i) for i in (1, 2, 3))
 
 def test_no_lock_and_no_repeated_vote_leaves_the_leader_free() -> None:
     """A TC of bare timeouts has no winner."""
-    assert compute_winner(tc(bare(KEYS4, 0), bare(KEYS4, 1), bare(KEYS4, 2)),
-                          KEYS4.committee) is None
+    assert (
+        compute_winner(tc(bare(KEYS4, 0), bare(KEYS4, 1), bare(KEYS4, 2)), KEYS4.committee) is None
+    )
 
 
 def test_prepare_qc_alone_wins() -> None:
@@ -76,7 +76,6 @@ SPLIT_VOTES = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=SPLIT_VOTES)
 def test_last_votes_for_one_cut_across_views_keep_it_winning() -> None:
     """Last votes (0, X), (1, X), (2, X) from three voters of a 4-node TC must yield X: X may
     have been committed on the fast path in view 0, and no other cut can have been."""
@@ -114,8 +113,9 @@ def test_highest_of_several_prepare_qcs_wins() -> None:
 def test_highest_of_several_repeated_votes_wins() -> None:
     """With n = 7 (f+1 = 3) two cuts each with 3 matching last votes: the higher view wins."""
     a7, b7 = cut_of(KEYS7, 1), cut_of(KEYS7, 2)
-    t = tc(*(voted(KEYS7, v, 1, a7) for v in (0, 1, 2)),
-           *(voted(KEYS7, v, 2, b7) for v in (3, 4, 5)))
+    t = tc(
+        *(voted(KEYS7, v, 1, a7) for v in (0, 1, 2)), *(voted(KEYS7, v, 2, b7) for v in (3, 4, 5))
+    )
     assert compute_winner(t, KEYS7.committee) == b7
 
 
@@ -147,14 +147,20 @@ def reference_winner(t: TC, weights: list[int], poa_quorum: int) -> Cut | None:
         if x.high_prop is None:
             continue
         key = (x.high_prop.view, x.high_prop.cut.digest)
-        weight = sum(weights[y.voter] for y in t.timeouts if y.high_prop is not None and (
-            y.high_prop.view, y.high_prop.cut.digest) == key)
+        weight = sum(
+            weights[y.voter]
+            for y in t.timeouts
+            if y.high_prop is not None and (y.high_prop.view, y.high_prop.cut.digest) == key
+        )
         if weight >= poa_quorum:
             candidates.append((key[0], x.high_prop.cut))
     best_prop = None
     for view, cut in candidates:
-        if (best_prop is None or view > best_prop[0]
-                or (view == best_prop[0] and cut.digest < best_prop[1].digest)):
+        if (
+            best_prop is None
+            or view > best_prop[0]
+            or (view == best_prop[0] and cut.digest < best_prop[1].digest)
+        ):
             best_prop = (view, cut)
     if best_qc is not None and (best_prop is None or best_qc[0] >= best_prop[0]):
         return best_qc[1]
@@ -171,12 +177,14 @@ CUTS7 = [cut_of(KEYS7, i) for i in (1, 2, 3)]
             st.one_of(st.none(), st.integers(0, 3)),  # PrepareQC view (one cut per view)
             st.one_of(st.none(), st.integers(0, 2)),  # which cut the last vote was for
         ),
-        min_size=5, max_size=7,
+        min_size=5,
+        max_size=7,
     ),
     st.lists(st.integers(0, 3), min_size=3, max_size=3),  # the view each cut was voted in
 )
 def test_compute_winner_agrees_with_the_reference_rule(
-    entries: list[tuple[int | None, int | None]], prop_views: list[int],
+    entries: list[tuple[int | None, int | None]],
+    prop_views: list[int],
 ) -> None:
     """compute_winner equals a plain re-statement of the rule on random TCs (n = 7). Each
     cut's last votes share one view here: with copies of a cut spread over several views
@@ -185,8 +193,9 @@ def test_compute_winner_agrees_with_the_reference_rule(
     for voter, (qc_view, prop) in enumerate(entries):
         qc_cut = CUTS7[qc_view % 3] if qc_view is not None else None
         qc = KEYS7.prepare_qc(SLOT, qc_view, qc_cut) if qc_cut is not None else None
-        high_prop = (KEYS7.proposal(SLOT, prop_views[prop], CUTS7[prop])
-                     if prop is not None else None)
+        high_prop = (
+            KEYS7.proposal(SLOT, prop_views[prop], CUTS7[prop]) if prop is not None else None
+        )
         timeouts.append(KEYS7.timeout(SLOT, 4, voter, qc, qc_cut, high_prop))
     t = TC(SLOT, 4, tuple(timeouts))
     expected = reference_winner(t, [1] * 7, KEYS7.committee.poa_quorum)
@@ -200,11 +209,15 @@ def test_tc_raises_the_lock_to_its_highest_prepare_qc() -> None:
     """A replica with no lock adopts the highest PrepareQC carried by a TC it accepts."""
     replica = KEYS4.replica(0)
     replica.step(Start(0))
-    t = TC(SLOT, 1, (
-        KEYS4.timeout(SLOT, 1, 1, KEYS4.prepare_qc(SLOT, 0, A), A),
-        KEYS4.timeout(SLOT, 1, 2, KEYS4.prepare_qc(SLOT, 1, B), B),
-        KEYS4.timeout(SLOT, 1, 3),
-    ))
+    t = TC(
+        SLOT,
+        1,
+        (
+            KEYS4.timeout(SLOT, 1, 1, KEYS4.prepare_qc(SLOT, 0, A), A),
+            KEYS4.timeout(SLOT, 1, 2, KEYS4.prepare_qc(SLOT, 1, B), B),
+            KEYS4.timeout(SLOT, 1, 3),
+        ),
+    )
     receive(replica, 1, t)
     state = replica.consensus.slots[SLOT]
     assert state.view == 2
@@ -218,11 +231,15 @@ def test_lock_never_goes_down() -> None:
     replica.step(Start(0))
     receive(replica, 1, KEYS4.tc(SLOT, 0, (1, 2, 3)))
     receive(replica, 1, Confirm(KEYS4.prepare_qc(SLOT, 1, B), B))
-    t = TC(SLOT, 1, (
-        KEYS4.timeout(SLOT, 1, 1, KEYS4.prepare_qc(SLOT, 0, A), A),
-        KEYS4.timeout(SLOT, 1, 2),
-        KEYS4.timeout(SLOT, 1, 3),
-    ))
+    t = TC(
+        SLOT,
+        1,
+        (
+            KEYS4.timeout(SLOT, 1, 1, KEYS4.prepare_qc(SLOT, 0, A), A),
+            KEYS4.timeout(SLOT, 1, 2),
+            KEYS4.timeout(SLOT, 1, 3),
+        ),
+    )
     receive(replica, 1, t)
     assert replica.consensus.slots[SLOT].high_qc == KEYS4.prepare_qc(SLOT, 1, B)
 
@@ -233,8 +250,11 @@ def test_inherited_lock_is_carried_by_the_next_timeout() -> None:
     replica = KEYS4.replica(0)
     replica.step(Start(0))
     qc = KEYS4.prepare_qc(SLOT, 0, A)
-    t = TC(SLOT, 0, (KEYS4.timeout(SLOT, 0, 1, qc, A), KEYS4.timeout(SLOT, 0, 2),
-                     KEYS4.timeout(SLOT, 0, 3)))
+    t = TC(
+        SLOT,
+        0,
+        (KEYS4.timeout(SLOT, 0, 1, qc, A), KEYS4.timeout(SLOT, 0, 2), KEYS4.timeout(SLOT, 0, 3)),
+    )
     receive(replica, 1, t)
     (mine,) = messages(fire(replica, view_timer(SLOT, 1)), Timeout)
     assert (mine.view, mine.high_qc, mine.high_qc_cut) == (1, qc, A)
@@ -243,8 +263,15 @@ def test_inherited_lock_is_carried_by_the_next_timeout() -> None:
 def test_view_change_proposal_must_carry_the_winner() -> None:
     """A Prepare for view 1 whose TC has a winner is voted only if it proposes that cut."""
     leader = KEYS4.committee.leader(SLOT, 1)
-    t = TC(SLOT, 0, (KEYS4.timeout(SLOT, 0, 0, KEYS4.prepare_qc(SLOT, 0, A), A),
-                     KEYS4.timeout(SLOT, 0, 1), KEYS4.timeout(SLOT, 0, 2)))
+    t = TC(
+        SLOT,
+        0,
+        (
+            KEYS4.timeout(SLOT, 0, 0, KEYS4.prepare_qc(SLOT, 0, A), A),
+            KEYS4.timeout(SLOT, 0, 1),
+            KEYS4.timeout(SLOT, 0, 2),
+        ),
+    )
     for cut, votes in ((B, 0), (A, 1)):
         replica = KEYS4.replica(3)
         replica.step(Start(0))

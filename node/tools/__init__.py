@@ -1,0 +1,1 @@
+"""Operator tools: testnet generator and local runner, spammer."""

@@ -1,0 +1,244 @@
+"""`lanenet testnet generate|up|down|status`: a local multi-process testnet on loopback.
+
+generate writes, under DIR: genesis.json, accounts.json (dev accounts with private keys, like
+anvil's), and nodeN/{config.toml, validator_key.json}. up starts one `lanenet node run`
+process per validator (logs in nodeN/node.log, pid in nodeN/pid); down stops them (SIGTERM,
+then SIGKILL after a grace period); status asks every node's JSON-RPC for its heights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.crypto.signing import Ed25519Signer
+from node.execution.signing import address_of
+from node.protocol.config import ProtocolConfig
+from node.runtime.config import Genesis, NodeConfig, PeerAddress, load_node_config
+from node.types.committee import Validator
+from node.types.errors import ConfigError
+
+DEV_ACCOUNTS = 10
+DEV_BALANCE = 10**24  # 1,000,000 ETH in wei
+TESTNET_PROTOCOL = ProtocolConfig(
+    car_interval_ms=50,
+    view_timeout_ms=1000,
+    max_view_timeout_ms=8000,
+    fast_path_timeout_ms=20,
+    parallel_slots=4,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    grpc: int = 50051
+    jsonrpc: int = 8545
+    metrics: int = 26660
+    p2p: int = 4001
+
+
+def dev_private_key(i: int, salt: bytes) -> bytes:
+    return hashlib.sha256(b"lanenet-dev-account/" + salt + b"/%d" % i).digest()
+
+
+def generate(
+    directory: Path,
+    validators: int = 4,
+    chain_id: int = 7357,
+    ports: Ports = Ports(),
+    host: str = "127.0.0.1",
+    deterministic: bool = False,
+    p2p: bool = True,
+    protocol: ProtocolConfig = TESTNET_PROTOCOL,
+) -> Genesis:
+    """Write keys, genesis and per-node configs for ``validators`` nodes under ``directory``."""
+    if validators < 1:
+        raise ConfigError("a testnet needs at least one validator")
+    directory.mkdir(parents=True, exist_ok=True)
+    salt = b"deterministic" if deterministic else os.urandom(16)
+    seeds = [
+        hashlib.sha256(b"lanenet-validator/" + salt + b"/%d" % i).digest()
+        for i in range(validators)
+    ]
+    members = tuple(
+        Validator(i, f"node{i}", Ed25519Signer(seed).public_key) for i, seed in enumerate(seeds)
+    )
+    accounts = []
+    for i in range(DEV_ACCOUNTS):
+        key = dev_private_key(i, salt)
+        accounts.append({"address": "0x" + address_of(key).hex(), "private_key": "0x" + key.hex()})
+    alloc = {a["address"]: DEV_BALANCE for a in accounts}
+    genesis = Genesis(chain_id, members, protocol, alloc, genesis_time=int(time.time()))
+    (directory / "genesis.json").write_text(genesis.to_json())
+    (directory / "accounts.json").write_text(json.dumps(accounts, indent=2) + "\n")
+    peers = tuple(PeerAddress(i, host, ports.grpc + i) for i in range(validators))
+    for i, seed in enumerate(seeds):
+        node_dir = directory / f"node{i}"
+        node_dir.mkdir(exist_ok=True)
+        key_path = node_dir / "validator_key.json"
+        key_path.write_text(json.dumps({"seed": seed.hex()}) + "\n")
+        key_path.chmod(0o600)
+        config = NodeConfig(
+            name=f"node{i}",
+            index=i,
+            genesis_path=Path("../genesis.json"),
+            key_path=Path("validator_key.json"),
+            data_dir=Path("data"),
+            archive_dir=Path("archive"),
+            listen_host=host,
+            grpc_port=ports.grpc + i,
+            jsonrpc_port=ports.jsonrpc + i,
+            metrics_port=ports.metrics + i,
+            p2p_port=ports.p2p + i,
+            p2p_enabled=p2p,
+            p2p_bootstrap=tuple(
+                f"/ip4/{host}/tcp/{ports.p2p + j}" for j in range(validators) if j != i
+            )[:2],
+            peers=tuple(p for p in peers if p.index != i),
+        )
+        (node_dir / "config.toml").write_text(config.to_toml())
+    return genesis
+
+
+def node_dirs(directory: Path) -> list[Path]:
+    dirs = sorted(
+        (p for p in directory.glob("node*") if (p / "config.toml").exists()),
+        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0,
+    )
+    if not dirs:
+        raise ConfigError(f"{directory}: no testnet here (run `lanenet testnet generate`)")
+    return dirs
+
+
+def _pid(node_dir: Path) -> int | None:
+    try:
+        pid = int((node_dir / "pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def up(directory: Path) -> list[int]:
+    """Start every node that is not already running; return their pids."""
+    pids = []
+    for node_dir in node_dirs(directory):
+        running = _pid(node_dir)
+        if running is not None:
+            pids.append(running)
+            continue
+        log = (node_dir / "node.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "node.cli",
+                "node",
+                "run",
+                "--config",
+                str(node_dir / "config.toml"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        (node_dir / "pid").write_text(str(proc.pid))
+        pids.append(proc.pid)
+    return pids
+
+
+def down(directory: Path, grace: float = 10.0) -> int:
+    """Stop every running node: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    pids = [p for p in (_pid(d) for d in node_dirs(directory)) if p is not None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.1)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for node_dir in node_dirs(directory):
+        (node_dir / "pid").unlink(missing_ok=True)
+    return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def rpc_call(url: str, method: str, params: list[object], timeout: float = 2.0) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        reply = json.loads(resp.read())
+    if "error" in reply:
+        raise RuntimeError(reply["error"].get("message", "rpc error"))
+    return reply.get("result")
+
+
+def status(directory: Path) -> list[dict[str, object]]:
+    """One row per node: URLs, pid, and heights (None when the node does not answer)."""
+    rows: list[dict[str, object]] = []
+    for node_dir in node_dirs(directory):
+        cfg = load_node_config(node_dir / "config.toml")
+        host = cfg.listen_host
+        row: dict[str, object] = {
+            "name": cfg.name,
+            "pid": _pid(node_dir),
+            "jsonrpc": f"http://{host}:{cfg.jsonrpc_port}",
+            "grpc": f"{host}:{cfg.grpc_port}",
+            "metrics": f"http://{host}:{cfg.metrics_port}/metrics",
+            "committed_height": None,
+            "executed_height": None,
+        }
+        try:
+            info = rpc_call(str(row["jsonrpc"]), "lanenet_status", [])
+            if isinstance(info, dict):
+                row["committed_height"] = info.get("committed_height")
+                row["executed_height"] = info.get("executed_height")
+        except (OSError, urllib.error.URLError, RuntimeError, ValueError):
+            pass
+        rows.append(row)
+    return rows
+
+
+def load_accounts(directory: Path) -> list[dict[str, str]]:
+    path = directory / "accounts.json"
+    try:
+        accounts = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run `lanenet testnet generate`)") from None
+    if not isinstance(accounts, list):
+        raise ConfigError(f"{path}: expected a list of accounts")
+    return accounts

@@ -42,6 +42,28 @@ def _cmd_sim(args: argparse.Namespace, rest: list[str]) -> int:
     return _delegate("node.sim.runner", args, rest)
 
 
+def _cmd_testnet(args: argparse.Namespace, rest: list[str]) -> int:
+    from node.tools.testnet_cli import main as testnet_main
+
+    return testnet_main(rest)
+
+
+def _cmd_node(args: argparse.Namespace, rest: list[str]) -> int:
+    from node.tools.testnet_cli import node_main
+
+    return node_main(rest)
+
+
+def _cmd_status(args: argparse.Namespace, rest: list[str]) -> int:
+    from node.tools.testnet_cli import status_main
+
+    return status_main(rest)
+
+
+def _cmd_spam(args: argparse.Namespace, rest: list[str]) -> int:
+    return _delegate("node.tools.spammer", args, rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lanenet",
@@ -60,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     sim.set_defaults(func=_cmd_sim, delegates=True)
+    for name, func, text in (
+        ("testnet", _cmd_testnet, "generate, start, stop and inspect a local testnet"),
+        ("node", _cmd_node, "run a validator (`lanenet node run --config FILE`)"),
+        ("status", _cmd_status, "show a node's status (`lanenet status URL`)"),
+        ("spam", _cmd_spam, "load a testnet with signed transfers"),
+    ):
+        command = commands.add_parser(name, help=text, add_help=False)
+        command.set_defaults(func=func, delegates=True)
     return parser
 
 

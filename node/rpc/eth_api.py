@@ -124,6 +124,7 @@ class EthApi:
             ("eth_getTransactionReceipt", ("hash",), 1, self._get_receipt),
             ("eth_getBlockByNumber", ("block", "fullTransactions"), 2, self._block_by_number),
             ("eth_getBlockByHash", ("hash", "fullTransactions"), 2, self._block_by_hash),
+            ("lanenet_status", (), 0, self._lanenet_status),
         ]
         self.methods: dict[str, Method] = {
             name: Method(name, params, required, run) for name, params, required, run in specs
@@ -177,6 +178,25 @@ class EthApi:
 
     async def _net_peer_count(self, params: Params) -> object:
         return encode_quantity(self._chain.status().peers)
+
+    async def _lanenet_status(self, params: Params) -> object:
+        """The node's status (heights, slot, view, peers) as plain JSON numbers."""
+        st = self._chain.status()
+        return {
+            "node_id": st.node_id,
+            "chain_id": st.chain_id,
+            "committed_height": st.committed_height,
+            "executed_height": st.executed_height,
+            "archived_height": st.archived_height,
+            "slot": st.slot,
+            "view": st.view,
+            "peers": st.peers,
+            "validators": st.validators,
+            "quorum": st.quorum,
+            "mempool_txs": st.mempool_txs,
+            "last_commit_ms": st.last_commit_ms,
+            "version": st.version,
+        }
 
     async def _chain_id(self, params: Params) -> object:
         return encode_quantity(self._chain.chain_id)

@@ -138,6 +138,7 @@ class NodeConfig:
     archive_dir: Path
     listen_host: str = "127.0.0.1"
     grpc_port: int = 50051
+    client_port: int = 9090
     jsonrpc_port: int = 8545
     metrics_port: int = 26660
     p2p_port: int = 4001
@@ -158,6 +159,7 @@ class NodeConfig:
             f'archive_dir = "{self.archive_dir}"',
             f'listen_host = "{self.listen_host}"',
             f"grpc_port = {self.grpc_port}",
+            f"client_port = {self.client_port}",
             f"jsonrpc_port = {self.jsonrpc_port}",
             f"metrics_port = {self.metrics_port}",
             f"p2p_port = {self.p2p_port}",
@@ -228,6 +230,7 @@ def load_node_config(path: Path) -> NodeConfig:
         else resolve("data_dir") / "archive",
         listen_host=str(doc.get("listen_host", "127.0.0.1")),
         grpc_port=_port(doc, "grpc_port", 50051, where),
+        client_port=_port(doc, "client_port", 9090, where),
         jsonrpc_port=_port(doc, "jsonrpc_port", 8545, where),
         metrics_port=_port(doc, "metrics_port", 26660, where),
         p2p_port=_port(doc, "p2p_port", 4001, where),

@@ -177,6 +177,15 @@ class ChainStore:
         data = self.kv.get(schema.account_key(address))
         return EMPTY_ACCOUNT if data is None else _decode(decode_account, data, "account")
 
+    def apply_genesis(self, accounts: Mapping[bytes, Account]) -> bool:
+        """Write the genesis allocation once, atomically with a marker; False if already done."""
+        if self._get_meta(Meta.GENESIS_APPLIED):
+            return False
+        writes = _account_writes(sorted(accounts.items()))
+        writes.append((schema.meta_key(Meta.GENESIS_APPLIED), encode_height(1)))
+        self.kv.write(writes, sync=True)
+        return True
+
     # ------------------------------------------------------------ helpers
 
     def _get_meta(self, name: Meta) -> int:

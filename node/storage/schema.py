@@ -59,6 +59,7 @@ class Meta(IntEnum):
     EXECUTED_HEIGHT = 0x03
     ARCHIVED_HEIGHT = 0x04
     PRUNED_HEIGHT = 0x05
+    GENESIS_APPLIED = 0x06
 
 
 SCHEMA_VERSION: Final = 1

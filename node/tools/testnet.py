@@ -42,6 +42,7 @@ TESTNET_PROTOCOL = ProtocolConfig(
 @dataclass(frozen=True, slots=True)
 class Ports:
     grpc: int = 50051
+    client: int = 9090
     jsonrpc: int = 8545
     metrics: int = 26660
     p2p: int = 4001
@@ -97,6 +98,7 @@ def generate(
             archive_dir=Path("archive"),
             listen_host=host,
             grpc_port=ports.grpc + i,
+            client_port=ports.client + i,
             jsonrpc_port=ports.jsonrpc + i,
             metrics_port=ports.metrics + i,
             p2p_port=ports.p2p + i,
@@ -125,13 +127,7 @@ def _pid(node_dir: Path) -> int | None:
         pid = int((node_dir / "pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
+    return pid if _alive(pid) else None
 
 
 def up(directory: Path) -> list[int]:
@@ -194,7 +190,13 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its new parent) is not running
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def rpc_call(url: str, method: str, params: list[object], timeout: float = 2.0) -> object:
@@ -217,7 +219,8 @@ def status(directory: Path) -> list[dict[str, object]]:
             "name": cfg.name,
             "pid": _pid(node_dir),
             "jsonrpc": f"http://{host}:{cfg.jsonrpc_port}",
-            "grpc": f"{host}:{cfg.grpc_port}",
+            "grpc": f"{host}:{cfg.client_port}",
+            "peer_grpc": f"{host}:{cfg.grpc_port}",
             "metrics": f"http://{host}:{cfg.metrics_port}/metrics",
             "committed_height": None,
             "executed_height": None,

@@ -1,0 +1,373 @@
+"""The map of a running validator: what is wired to what.
+
+    transport (gRPC peers) ──▶ events queue ──▶ Replica.step ──▶ effects ──▶ driver
+    RPC / gRPC / forwarded txs ──▶ Ingress ──▶ mempool ──▶ feeder ──▶ TxsSubmitted
+    driver: Persist ─▶ ConsensusStore (fsync before any later send), Send/Broadcast ─▶
+            transport, SetTimer/CancelTimer ─▶ loop timers, Deliver ─▶ ChainStore
+    executor task: committed blocks ─▶ recover senders (threads) ─▶ execute ─▶ ChainStore
+
+Every task lives in one TaskGroup; SIGTERM sets the stop event and everything shuts down
+in order (servers, transport, then the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import structlog
+
+from node.crypto.signing import CachingVerifier, Ed25519Signer, Ed25519Verifier
+from node.execution.executor import execute_block
+from node.execution.state import Account
+from node.execution.tx import EthTx, UndecodableTx, recover_batch
+from node.mempool.mempool import Mempool, MempoolLimits, RejectReason
+from node.mempool.routing import lane_of
+from node.metrics.registry import Metrics
+from node.net.config import GrpcConfig
+from node.net.grpc_transport import GrpcTransport
+from node.protocol.effects import (
+    Broadcast,
+    CancelTimer,
+    Committed,
+    Deliver,
+    Effect,
+    Persist,
+    Reject,
+    Send,
+    SetTimer,
+)
+from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFired, TxsSubmitted
+from node.protocol.replica import Replica
+from node.rpc.chain_view import SubmitResult
+from node.rpc.height_watch import HeightWatch
+from node.runtime.config import Genesis, NodeConfig
+from node.storage.chain_store import ChainStore
+from node.storage.consensus_store import ConsensusStore
+from node.storage.kv import LevelDBKV
+from node.types.errors import ConfigError
+from node.types.messages import Message
+
+log = structlog.get_logger("lanenet.node")
+
+FEE_SINK = bytes.fromhex("0000000000000000000000000000000000000fee")
+MAX_QUEUED_MESSAGES = 50_000
+RECENT_BLOCK_TIMES = 4096
+GETH_REASONS = {
+    RejectReason.NONCE_TOO_LOW: "nonce too low",
+    RejectReason.DUPLICATE: "already known",
+    RejectReason.INSUFFICIENT_BALANCE: "insufficient funds for gas * price + value",
+    RejectReason.FEE_BELOW_BASE_FEE: "max fee per gas less than block base fee",
+    RejectReason.REPLACEMENT_UNDERPRICED: "replacement transaction underpriced",
+    RejectReason.POOL_FULL: "txpool is full",
+    RejectReason.INTRINSIC_GAS: "intrinsic gas too low",
+    RejectReason.TOO_LARGE: "oversized data",
+}
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class ValidatorNode:
+    """One validator process: protocol core, storage, networking, execution, mempool."""
+
+    def __init__(
+        self, config: NodeConfig, genesis: Genesis, seed: bytes, metrics: Metrics | None = None
+    ) -> None:
+        committee = genesis.committee
+        if not committee.is_member(config.index):
+            raise ConfigError(f"node index {config.index} is not in the genesis committee")
+        self.config = config
+        self.genesis = genesis
+        self.committee = committee
+        self.index = config.index
+        self.signer = Ed25519Signer(seed)
+        if self.signer.public_key != committee.validators[config.index].public_key:
+            raise ConfigError(
+                f"{config.key_path}: this key is not validator {config.index}'s key in genesis"
+            )
+        self.metrics = metrics or Metrics(node_id=config.name)
+        self.verifier = CachingVerifier(
+            Ed25519Verifier([v.public_key for v in committee.validators])
+        )
+        self.kv = LevelDBKV(config.data_dir / "db")
+        self.chain = ChainStore(self.kv)
+        self.consensus_store = ConsensusStore(self.kv)
+        self.chain.apply_genesis(
+            {bytes.fromhex(a[2:]): Account(0, b) for a, b in genesis.alloc.items()}
+        )
+        self.replica = Replica(committee, self.index, self.signer, self.verifier, genesis.protocol)
+        self.replica.restore(self.consensus_store.load_all())
+        self.mempool = Mempool(
+            MempoolLimits(max_txs=config.mempool_max_txs),
+            chain_id=genesis.chain_id,
+            base_fee=genesis.base_fee,
+        )
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.timers: dict[Timer, asyncio.TimerHandle] = {}
+        self.committed = HeightWatch(self.chain.committed_height())
+        self.executed = HeightWatch(self.chain.executed_height())
+        self.block_times: OrderedDict[int, int] = OrderedDict()
+        self.last_commit_ms: int | None = None
+        self.slot = 0
+        self.view = 0
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recover")
+        self.exec_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="execute")
+        peers = {p.index: f"{p.host}:{p.port}" for p in config.peers}
+        self.transport = GrpcTransport(
+            GrpcConfig(listen_host=config.listen_host, listen_port=config.grpc_port, peers=peers),
+            committee,
+            self.index,
+            self.signer,
+            self._on_peer_message,
+            self._on_forwarded_txs,
+            self.verifier,
+        )
+        self.forwarded: list[bytes] = []
+        self.forwarded_event = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------ inbound
+
+    def _on_peer_message(self, sender: int, message: Message) -> None:
+        if self.events.qsize() > MAX_QUEUED_MESSAGES:
+            self.metrics.messages_rejected.labels(reason="queue full").inc()
+            return
+        self.metrics.messages_in.labels(type=type(message).__name__).inc()
+        self.events.put_nowait(MessageReceived(now_ms(), sender, message))
+
+    def _on_forwarded_txs(self, sender: int, txs: list[bytes]) -> None:
+        self.forwarded.extend(txs)
+        self.forwarded_event.set()
+
+    # ------------------------------------------------------------ the driver
+
+    def _apply(self, effects: list[Effect]) -> None:
+        """Carry out effects in order; pending Persists are made durable (one fsync) before
+        anything that could reveal them leaves the node."""
+        pending: list[Persist] = []
+        for effect in effects:
+            if isinstance(effect, Persist):
+                pending.append(effect)
+                continue
+            if pending and isinstance(effect, Send | Broadcast | Deliver):
+                self.consensus_store.save(pending)
+                pending = []
+            self._apply_one(effect)
+        if pending:
+            self.consensus_store.save(pending)
+
+    def _apply_one(self, effect: Effect) -> None:
+        if isinstance(effect, Send):
+            self.transport.send(effect.to, effect.message)
+            self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+        elif isinstance(effect, Broadcast):
+            self.transport.broadcast(effect.message)
+            self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+        elif isinstance(effect, SetTimer):
+            self._set_timer(effect.timer, effect.delay_ms)
+        elif isinstance(effect, CancelTimer):
+            handle = self.timers.pop(effect.timer, None)
+            if handle is not None:
+                handle.cancel()
+        elif isinstance(effect, Deliver):
+            self._on_deliver(effect)
+        elif isinstance(effect, Committed):
+            self._on_committed(effect)
+        elif isinstance(effect, Reject):
+            self.metrics.messages_rejected.labels(reason=effect.reason[:60]).inc()
+            self.metrics.penalties.labels(peer=str(effect.peer)).inc()
+            log.debug("rejected", peer=effect.peer, reason=effect.reason)
+
+    def _set_timer(self, timer: Timer, delay_ms: int) -> None:
+        old = self.timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self.timers[timer] = loop.call_later(delay_ms / 1000, self._fire, timer)
+
+    def _fire(self, timer: Timer) -> None:
+        self.timers.pop(timer, None)
+        self.events.put_nowait(TimerFired(now_ms(), timer))
+
+    def _on_deliver(self, effect: Deliver) -> None:
+        block = effect.block
+        if block.height <= self.chain.committed_height():
+            return  # re-delivered after a restart: already saved
+        self.chain.save_block(block)
+        self.block_times[block.height] = int(time.time() * 1000)
+        while len(self.block_times) > RECENT_BLOCK_TIMES:
+            self.block_times.popitem(last=False)
+        self.last_commit_ms = self.block_times[block.height]
+        self.committed.advance(block.height)
+        self.metrics.committed_height.set(block.height)
+        self.metrics.committed_txs.inc(block.tx_count)
+
+    def _on_committed(self, effect: Committed) -> None:
+        self.slot = max(self.slot, effect.slot)
+        self.view = effect.view
+        self.metrics.slot.set(self.slot)
+        self.metrics.view.set(effect.view)
+        self.metrics.commits.labels(path="fast" if effect.fast else "slow").inc()
+
+    async def _drive(self) -> None:
+        self._apply(self.replica.step(Start(now_ms())))
+        handled = 0
+        while True:
+            event = await self.events.get()
+            self._apply(self.replica.step(event))
+            handled += 1
+            if handled % 64 == 0:
+                self.metrics.queue_depth.labels(queue="events").set(self.events.qsize())
+                await asyncio.sleep(0)  # let I/O run even under a constant stream of events
+
+    # ------------------------------------------------------------ execution
+
+    async def _execute(self) -> None:
+        loop = asyncio.get_running_loop()
+        chain_id = self.genesis.chain_id
+        while True:
+            height = self.chain.executed_height() + 1
+            if height > self.chain.committed_height():
+                await self.committed.wait_above(height - 1)
+                continue
+            block = self.chain.get_block(height)
+            if block is None:
+                raise RuntimeError(f"committed block {height} is missing from the store")
+            raws = [tx for car in block.cars for tx in car.txs]
+            started = time.perf_counter()
+            txs = await loop.run_in_executor(self.pool, recover_batch, raws, chain_id)
+            result = await loop.run_in_executor(
+                self.exec_pool,
+                execute_block,
+                self.chain,
+                height,
+                txs,
+                self.genesis.base_fee,
+                FEE_SINK,
+            )
+            self.chain.save_block_result(result)
+            self.mempool.on_executed(result.sender_nonces())
+            self.mempool.remove(s.tx_hash for s in result.skipped)
+            self.metrics.execution_time.observe(time.perf_counter() - started)
+            succeeded = sum(1 for r in result.receipts if r.status == 1)
+            self.metrics.executed_txs.labels(status="success").inc(succeeded)
+            self.metrics.executed_txs.labels(status="failed").inc(len(result.receipts) - succeeded)
+            self.metrics.executed_txs.labels(status="skipped").inc(len(result.skipped))
+            self.metrics.executed_height.set(height)
+            self.executed.advance(height)
+
+    # ------------------------------------------------------------ transactions in
+
+    async def submit_raw_txs(self, raws: list[bytes]) -> list[SubmitResult]:
+        """Admit transactions for this node's lane; forward the others to their lane owner."""
+        loop = asyncio.get_running_loop()
+        txs = await loop.run_in_executor(self.pool, recover_batch, raws, self.genesis.chain_id)
+        results: list[SubmitResult] = []
+        forward: dict[int, list[bytes]] = {}
+        for tx in txs:
+            if isinstance(tx, UndecodableTx):
+                results.append(SubmitResult.rejected(tx.reason))
+                continue
+            owner = lane_of(tx.sender, self.committee.size)
+            if owner != self.index:
+                forward.setdefault(owner, []).append(tx.raw)
+                results.append(SubmitResult.ok(tx.hash))
+                continue
+            results.append(self._admit(tx))
+        for owner, batch in forward.items():
+            self.transport.send_raw_txs(owner, batch)
+        self.metrics.mempool_txs.set(self.mempool.size)
+        return results
+
+    def _admit(self, tx: EthTx) -> SubmitResult:
+        result = self.mempool.add(tx, self.chain.get_account(tx.sender))
+        if result.accepted:
+            self.metrics.mempool_admitted.inc()
+            return SubmitResult.ok(tx.hash)
+        reason = result.reason
+        self.metrics.mempool_rejected.labels(reason=str(reason)).inc()
+        text = GETH_REASONS.get(reason, str(reason)) if reason is not None else "rejected"
+        return SubmitResult.rejected(
+            f"{text}{': ' + result.detail if result.detail else ''}", tx.hash
+        )
+
+    async def _ingest_forwarded(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.forwarded_event.wait()
+            self.forwarded_event.clear()
+            batch, self.forwarded = self.forwarded, []
+            txs = await loop.run_in_executor(self.pool, recover_batch, batch, self.genesis.chain_id)
+            for tx in txs:
+                if isinstance(tx, EthTx) and lane_of(tx.sender, self.committee.size) == self.index:
+                    self._admit(tx)
+
+    async def _feed_lane(self) -> None:
+        """Move transactions from the mempool into the own lane, keeping at most two cars'
+        worth waiting there (the lane window holds the rest back in the mempool)."""
+        protocol = self.genesis.protocol
+        interval = protocol.car_interval_ms / 2000
+        target = 2 * protocol.car_max_txs
+        while True:
+            await asyncio.sleep(interval)
+            room = target - len(self.replica.lanes.pending)
+            if room <= 0 or not self.mempool.size:
+                continue
+            txs = self.mempool.select(room, 2 * protocol.car_max_bytes)
+            if txs:
+                self.mempool.mark_selected(txs)
+                self.events.put_nowait(TxsSubmitted(now_ms(), tuple(t.raw for t in txs)))
+            self.metrics.mempool_txs.set(self.mempool.size)
+            self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.peers.labels(transport="grpc").set(len(self.transport.connected_peers()))
+            for lane, (pos, _digest) in enumerate(self.replica.lanes.last_voted):
+                self.metrics.lane_tip.labels(lane=str(lane)).set(pos)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Run until ``stop()``; servers are started by the caller around this."""
+        await self.transport.start()
+        log.info(
+            "node_started",
+            node=self.config.name,
+            index=self.index,
+            committed=self.chain.committed_height(),
+            executed=self.chain.executed_height(),
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._drive()),
+                    group.create_task(self._execute()),
+                    group.create_task(self._ingest_forwarded()),
+                    group.create_task(self._feed_lane()),
+                    group.create_task(self._report()),
+                ]
+                await self.stopping.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for handle in self.timers.values():
+                handle.cancel()
+            await self.transport.stop()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.exec_pool.shutdown(wait=True, cancel_futures=True)
+            self.kv.close()
+            log.info("node_stopped", node=self.config.name)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def data_path(config: NodeConfig) -> Path:
+    return config.data_dir

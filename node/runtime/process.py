@@ -1,0 +1,91 @@
+"""`lanenet node run`: one validator process with its servers, until SIGTERM or SIGINT.
+
+Exit codes: 0 after a clean shutdown, 2 for a configuration the operator must fix, 3 when the
+node stopped itself on a fatal error (storage failure, broken invariant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from node.logging import configure_logging
+from node.metrics.http import MetricsServer
+from node.rpc.grpc_api import serve_client_api
+from node.rpc.health import health_probes
+from node.rpc.jsonrpc import JsonRpcServer
+from node.runtime.chain_view import NodeChainView
+from node.runtime.config import load_genesis, load_node_config, load_validator_key
+from node.runtime.node import ValidatorNode
+from node.types.errors import ConfigError, FatalError
+
+log = structlog.get_logger("lanenet.process")
+
+
+async def serve(config_path: Path, log_format: str | None = None) -> None:
+    config = load_node_config(config_path)
+    fmt = log_format or config.log_format
+    configure_logging("json" if fmt == "json" else "console", config.log_level, config.name)
+    genesis = load_genesis(config.genesis_path)
+    seed = load_validator_key(config.key_path)
+    node = ValidatorNode(config, genesis, seed)
+    view = NodeChainView(node)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop)
+    host = config.listen_host
+    rpc = JsonRpcServer(view, host=host, port=config.jsonrpc_port, metrics=node.metrics)
+    probes = health_probes(view, metrics=node.metrics)
+    metrics_server = MetricsServer(
+        node.metrics.registry, probes, host=host, port=config.metrics_port
+    )
+    await rpc.start()
+    await metrics_server.start()
+    client_server, client_port = await serve_client_api(
+        view, host=host, port=config.client_port, metrics=node.metrics
+    )
+    log.info(
+        "serving",
+        jsonrpc=rpc.url,
+        client_grpc=f"{host}:{client_port}",
+        metrics=f"http://{host}:{metrics_server.port}/metrics",
+    )
+    try:
+        await node.run()
+    finally:
+        await client_server.stop(grace=1.0)
+        await rpc.stop()
+        await metrics_server.stop()
+
+
+def _fatal_in(exc: BaseException) -> FatalError | ConfigError | None:
+    if isinstance(exc, FatalError | ConfigError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _fatal_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def run_node(config_path: Path, log_format: str | None = None) -> int:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    try:
+        asyncio.run(serve(config_path, log_format))
+    except (ConfigError, FatalError, BaseExceptionGroup) as exc:
+        found = _fatal_in(exc)
+        if found is None:
+            raise
+        kind = "configuration error" if isinstance(found, ConfigError) else "fatal error"
+        print(f"lanenet: {kind}: {found}", file=sys.stderr)
+        return 2 if isinstance(found, ConfigError) else 3
+    return 0

@@ -1,0 +1,132 @@
+"""`lanenet testnet ...` and `lanenet node run` / `lanenet status` argument handling."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+from node.tools import testnet
+from node.types.errors import ConfigError
+
+DEFAULT_DIR = Path("testnet")
+
+
+def _print_accounts(directory: Path) -> None:
+    print("\nDev accounts (funded at genesis; private keys are in accounts.json):")
+    for i, account in enumerate(testnet.load_accounts(directory)):
+        print(f"  ({i}) {account['address']}  key {account['private_key']}")
+
+
+def _print_status(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"nodes": rows}))
+        return
+    print(f"{'node':8} {'pid':>7} {'committed':>9} {'executed':>9}  jsonrpc / grpc / metrics")
+    for r in rows:
+        pid = r["pid"] if r["pid"] is not None else "-"
+        committed = r["committed_height"] if r["committed_height"] is not None else "-"
+        executed = r["executed_height"] if r["executed_height"] is not None else "-"
+        print(
+            f"{r['name']!s:8} {pid!s:>7} {committed!s:>9} {executed!s:>9}  "
+            f"{r['jsonrpc']} {r['grpc']} {r['metrics']}"
+        )
+
+
+def _wait_ready(directory: Path, timeout: float) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    rows = testnet.status(directory)
+    while time.monotonic() < deadline:
+        rows = testnet.status(directory)
+        if all(r["committed_height"] is not None for r in rows):
+            return rows
+        time.sleep(0.5)
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lanenet testnet", description="a local testnet")
+    sub = parser.add_subparsers(dest="action", required=True)
+    gen = sub.add_parser("generate", help="write keys, genesis and node configs")
+    gen.add_argument("--validators", type=int, default=4)
+    gen.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    gen.add_argument("--chain-id", type=int, default=7357)
+    gen.add_argument("--host", default="127.0.0.1")
+    gen.add_argument("--no-p2p", action="store_true", help="disable libp2p gossip")
+    gen.add_argument("--force", action="store_true", help="overwrite an existing testnet")
+    up = sub.add_parser("up", help="start the nodes (generating a 4-node testnet if needed)")
+    up.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    up.add_argument("--validators", type=int, default=4)
+    up.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the nodes")
+    up.add_argument("--json", action="store_true")
+    down = sub.add_parser("down", help="stop the nodes")
+    down.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    st = sub.add_parser("status", help="heights and endpoints of every node")
+    st.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    st.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"lanenet testnet: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if args.action == "generate":
+        if (directory / "genesis.json").exists() and not args.force:
+            raise ConfigError(f"{directory} already holds a testnet (use --force to replace it)")
+        testnet.generate(
+            directory, args.validators, args.chain_id, host=args.host, p2p=not args.no_p2p
+        )
+        print(f"testnet of {args.validators} validators written to {directory}")
+        return 0
+    if args.action == "up":
+        if not (directory / "genesis.json").exists():
+            testnet.generate(directory, args.validators)
+            print(f"generated a {args.validators}-validator testnet in {directory}")
+        pids = testnet.up(directory)
+        print(f"started {len(pids)} nodes (logs: {directory}/node*/node.log)")
+        rows = _wait_ready(directory, args.wait)
+        _print_status(rows, args.json)
+        if not args.json:
+            _print_accounts(directory)
+        if any(r["committed_height"] is None for r in rows):
+            print("some nodes did not answer yet; see their node.log", file=sys.stderr)
+            return 1
+        return 0
+    if args.action == "down":
+        stopped = testnet.down(directory)
+        print(f"stopped {stopped} nodes")
+        return 0
+    _print_status(testnet.status(directory), args.json)
+    return 0
+
+
+def node_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lanenet node", description="run a validator")
+    sub = parser.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("run", help="run a validator until SIGTERM")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--log-format", choices=("console", "json"), default=None)
+    args = parser.parse_args(argv)
+    from node.runtime.process import run_node
+
+    return run_node(args.config, args.log_format)
+
+
+def status_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lanenet status", description="ask a node")
+    parser.add_argument("url", help="JSON-RPC URL, e.g. http://127.0.0.1:8545")
+    args = parser.parse_args(argv)
+    try:
+        info = testnet.rpc_call(args.url, "lanenet_status", [])
+    except (OSError, urllib.error.URLError, RuntimeError, ValueError) as exc:
+        print(f"lanenet status: {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0

@@ -65,8 +65,10 @@ def test_committed_cut_becomes_a_lane_major_ascending_block() -> None:
     assert positions(block) == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (3, 1)]
     assert (block.height, block.slot, block.parent) == (1, 1, ZERO_DIGEST)
     assert block.cut_digest == cut(l0=3, l1=2, l3=1).digest
-    kinds = [type(e).__name__ for e in effects]
-    assert kinds.index("Persist") < kinds.index("Deliver")
+    commit_at = effects.index(next(e for e in effects if isinstance(e, Persist)))
+    deliver_at = effects.index(next(e for e in effects if isinstance(e, Deliver)))
+    assert effects[commit_at].key == ("commit", 1)
+    assert commit_at < deliver_at  # the commit is durable before its block goes out
 
 
 def test_next_block_starts_after_the_last_ordered_position() -> None:
@@ -127,11 +129,16 @@ def test_slots_are_delivered_in_order_even_when_committed_out_of_order() -> None
     assert [positions(b) for b in out] == [[(0, 1)], [(0, 2)], [(0, 3)]]
 
 
-def test_checkpoint_is_persisted_with_each_block() -> None:
-    """Each delivered block is preceded by a Persist of the ordering checkpoint."""
+def test_checkpoint_is_persisted_right_after_each_block() -> None:
+    """Each Deliver is followed, in the same effect list, by the Persist of the checkpoint
+    that counts it (so a crash in between re-delivers the block rather than losing it)."""
     replica = replica_holding(*LANES.values())
     effects = receive(replica, 1, commit(1, cut(l1=2)))
     (block,) = blocks(effects)
+    deliver_at = next(i for i, e in enumerate(effects) if isinstance(e, Deliver))
+    after = effects[deliver_at + 1]
+    assert isinstance(after, Persist)
+    assert after.key == ("ordering",)
     checkpoints = [e.value for e in effects if isinstance(e, Persist) and e.key == ("ordering",)]
     assert checkpoints == [
         OrderingCheckpoint(
@@ -189,3 +196,24 @@ def test_empty_tip_is_not_a_missing_car() -> None:
     (block,) = blocks(effects)
     assert block.cars == ()
     assert sends_to(effects, SyncRequest) == []
+
+
+def test_crash_between_deliver_and_checkpoint_redelivers_the_block() -> None:
+    """A replica that crashed after Deliver but before persisting the checkpoint delivers the
+    same block (same height and digest) again after restart."""
+    replica = replica_holding(*LANES.values())
+    effects = receive(replica, 1, commit(1, cut(l0=2, l3=1)))
+    (block,) = blocks(effects)
+    records = {}
+    for e in effects:
+        if isinstance(e, Deliver):
+            break
+        if isinstance(e, Persist) and e.value is not None:
+            records[e.key] = e.value
+    restored = KEYS.replica(ME)
+    restored.restore(records)
+    for lane in (0, 3):
+        for car in LANES[lane]:
+            restored.lanes.store[lane].setdefault(car.pos, {})[car.digest] = car
+    again = blocks(restored.step(Start(1)))
+    assert again == [block]

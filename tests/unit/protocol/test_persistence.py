@@ -190,9 +190,9 @@ def crash_after(effects: list[Effect], key_kind: str) -> dict:
     raise AssertionError(f"no Persist of {key_kind}")
 
 
-def test_crash_between_car_and_lane_pos_persists_keeps_the_lane_certifiable() -> None:
-    """If the owner crashes after persisting a new car but before persisting its lane
-    position, the car it seals after restart still gets a valid PoA."""
+def test_crash_after_persisting_an_own_car_keeps_the_lane_certifiable() -> None:
+    """If the owner crashes after persisting a new car but before broadcasting it (or
+    persisting anything else), the car it seals after restart still gets a valid PoA."""
     replica = KEYS.replica(0)
     replica.step(Start(0))
     effects = replica.step(TxsSubmitted(0, (b"a",))) + fire(replica, CAR_TIMER)

@@ -164,8 +164,10 @@ def test_cut_digest_ignores_poas() -> None:
 
 
 @settings(derandomize=True)
-@given(st.lists(st.tuples(small, small, digests), min_size=1, max_size=4),
-       st.lists(st.tuples(small, small, digests), min_size=1, max_size=4))
+@given(
+    st.lists(st.tuples(small, small, digests), min_size=1, max_size=4),
+    st.lists(st.tuples(small, small, digests), min_size=1, max_size=4),
+)
 def test_cut_digest_is_injective_on_tip_triples(
     a: list[tuple[int, int, bytes]], b: list[tuple[int, int, bytes]]
 ) -> None:

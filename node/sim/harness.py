@@ -15,7 +15,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from node.crypto.signing import KeyedHashSigner, KeyedHashVerifier, Signer, Verifier
 from node.protocol.config import ProtocolConfig
@@ -46,7 +46,7 @@ CHAIN_ID = 7357
 MAX_EVENTS = 3_000_000
 MID_STEP_PATIENCE = 200 * US_PER_MS
 PROBE_EVERY = 25 * US_PER_MS
-SETTLE_AFTER_RECOVERY = 300 * US_PER_MS
+SETTLE_AFTER_RECOVERY = 150 * US_PER_MS
 
 _DELIVER, _TIMER, _ACTION = 1, 2, 3
 
@@ -312,32 +312,33 @@ class Simulation:
             self.committee, inst.host, signer, self.verifier, self.scenario.config
         )
         inst.replica = replica
-        if restore and not self._guard(inst, lambda: replica.restore(dict(inst.store))):
-            return
+        if restore:
+            try:
+                replica.restore(dict(inst.store))
+            except Exception as exc:  # noqa: BLE001 - any replica exception is a finding
+                self._on_exception(inst, exc)
+                return
         self._step(inst, Start(self.clock.now_ms))
 
-    def _guard(self, inst: Instance, call: Callable[[], Any]) -> bool:
-        """Run a replica call; an exception is a protocol bug, recorded, and ends the run."""
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - any replica exception is a finding
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            self._violate(
-                "replica-exception",
-                f"node {inst.host}: {type(exc).__name__}: {exc} at {where.filename}:{where.lineno}",
-            )
-            self.halted = True
-            return False
-        return True
+    def _on_exception(self, inst: Instance, exc: Exception) -> None:
+        """A replica that raises has a bug (it must answer bad input with Ignore/Reject):
+        record it with where it happened, and end the run."""
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        self._violate(
+            "replica-exception",
+            f"node {inst.host}: {type(exc).__name__}: {exc} at {where.filename}:{where.lineno}",
+        )
+        self.halted = True
 
     def _step(self, inst: Instance, event: Event) -> None:
         replica = inst.replica
         if replica is None:
             return
-        out: list[list[Effect]] = []
-        if not self._guard(inst, lambda: out.append(replica.step(event))):
+        try:
+            effects = replica.step(event)
+        except Exception as exc:  # noqa: BLE001 - any replica exception is a finding
+            self._on_exception(inst, exc)
             return
-        effects = out[0]
         if inst.crash_pending is not None:
             cut = self._mid_step_cut(inst, effects)
             if cut is not None:
@@ -381,13 +382,15 @@ class Simulation:
                 self._on_block(inst, block)
             case Committed():
                 self._on_committed(inst, effect)
-            case Ignore():
+            case Ignore(reason=reason):
                 self.counters["ignore"] += 1
+                self.counters["ignore:" + reason] += 1
             case Reject():
                 self._on_reject(inst, effect)
 
     def _on_reject(self, inst: Instance, effect: Reject) -> None:
         self.counters["reject"] += 1
+        self.counters["reject:" + effect.reason] += 1
         if self.hosts[effect.peer].honest and self.hosts[inst.host].honest:
             self.counters["reject-honest:" + effect.reason.split(":")[0][:60]] += 1
 

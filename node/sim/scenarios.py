@@ -49,6 +49,12 @@ def sim_config(n: int) -> ProtocolConfig:
     return dataclasses.replace(SIM_CONFIG, car_interval_ms=max(100, 40 * n))
 
 
+def warmup(n: int) -> int:
+    """Fault-free time at the start: long enough for a few slots to set the latency
+    baseline (hangover) even when cars are sealed rarely."""
+    return WARMUP + ms(sim_config(n).car_interval_ms)
+
+
 DEFAULT_LINK = LinkModel()
 DEFAULT_LOAD = ClientLoad(interval_ms=50.0)
 WARMUP = ms(300)
@@ -80,7 +86,6 @@ class Scenario:
     config: ProtocolConfig = SIM_CONFIG
     link: LinkModel = DEFAULT_LINK
     load: ClientLoad = DEFAULT_LOAD
-    warmup: int = WARMUP
     partitions: tuple[Partition, ...] = ()
     loss_windows: tuple[LossWindow, ...] = ()
     crashes: tuple[Crash, ...] = ()
@@ -125,7 +130,7 @@ def _halves(n: int, rng: random.Random) -> tuple[frozenset[int], ...]:
 def happy(n: int, seed: int) -> Scenario:
     rng = _rng("happy", n, seed)
     link = LinkModel(jitter_mean_ms=rng.choice((1.0, 2.0, 4.0)))
-    return Scenario("happy", n, seed, config=sim_config(n), heal=WARMUP + ms(1000), link=link)
+    return Scenario("happy", n, seed, config=sim_config(n), heal=warmup(n) + ms(1000), link=link)
 
 
 def lossy(n: int, seed: int) -> Scenario:
@@ -136,8 +141,8 @@ def lossy(n: int, seed: int) -> Scenario:
         jitter_mean_ms=rng.uniform(3.0, 8.0),
         duplicate=rng.uniform(0.01, 0.05),
     )
-    heal = WARMUP + ms(1500)
-    loss = LossWindow(WARMUP, heal, rng.uniform(0.01, 0.05))
+    heal = warmup(n) + ms(1500)
+    loss = LossWindow(warmup(n), heal, rng.uniform(0.01, 0.05))
     return Scenario(
         "lossy",
         n,
@@ -146,7 +151,7 @@ def lossy(n: int, seed: int) -> Scenario:
         heal=heal,
         link=link,
         loss_windows=(loss,),
-        fault_windows=((WARMUP, heal),),
+        fault_windows=((warmup(n), heal),),
     )
 
 
@@ -163,13 +168,13 @@ def _partitions(
         top = long_ms if rng.random() < long_share else 400
         length = ms(rng.randint(100, top))
         parts.append(Partition(at, at + length, _halves(n, rng), hold=hold))
-        at += length + ms(rng.randint(100, 400))
+        at += length + ms(rng.randint(50, 250))
     return parts
 
 
 def partition(n: int, seed: int) -> Scenario:
     rng = _rng("partition", n, seed)
-    parts = _partitions(n, rng, WARMUP, hold=seed % 3 != 2, long_share=0.5)
+    parts = _partitions(n, rng, warmup(n), hold=seed % 3 != 2, long_share=0.5)
     heal = max(p.end for p in parts)
     return Scenario(
         "partition",
@@ -187,7 +192,7 @@ def crash(n: int, seed: int) -> Scenario:
     victims = rng.sample(range(n), max(1, max_faulty(n)))
     crashes = []
     for host in victims:
-        at = WARMUP + ms(rng.randint(0, 600))
+        at = warmup(n) + ms(rng.randint(0, 600))
         crashes.append(Crash(at, at + ms(rng.randint(100, 800)), host, mid_step=rng.random() < 0.5))
     return Scenario(
         "crash",
@@ -203,7 +208,7 @@ def crash(n: int, seed: int) -> Scenario:
 def leader_crash(n: int, seed: int) -> Scenario:
     rng = _rng("leader-crash", n, seed)
     crashes = []
-    at = WARMUP
+    at = warmup(n)
     for _ in range(2):
         at += ms(rng.randint(0, 300))
         down = ms(SIM_CONFIG.view_timeout_ms + rng.randint(0, 300))
@@ -237,27 +242,29 @@ def byzantine(n: int, seed: int) -> Scenario:
     rng = _rng("byzantine", n, seed)
     byz = _byzantine_kinds(n, rng, KINDS)
     return Scenario(
-        "byzantine", n, seed, config=sim_config(n), heal=WARMUP + ms(1200), byzantine=byz
+        "byzantine", n, seed, config=sim_config(n), heal=warmup(n) + ms(1200), byzantine=byz
     )
 
 
 def twins(n: int, seed: int) -> Scenario:
     rng = _rng("twins", n, seed)
     byz = _byzantine_kinds(n, rng, ("twins",))
-    return Scenario("twins", n, seed, config=sim_config(n), heal=WARMUP + ms(1200), byzantine=byz)
+    return Scenario(
+        "twins", n, seed, config=sim_config(n), heal=warmup(n) + ms(1200), byzantine=byz
+    )
 
 
 def mixed(n: int, seed: int) -> Scenario:
     rng = _rng("mixed", n, seed)
     byz = _byzantine_kinds(n, rng, (*KINDS, "twins"))
-    parts = _partitions(n, rng, WARMUP, hold=rng.random() < 0.8, long_share=0.1)
+    parts = _partitions(n, rng, warmup(n), hold=rng.random() < 0.8, long_share=0.1)
     parts = parts[: rng.randint(1, 2)]
     heal = max(p.end for p in parts)
-    loss = LossWindow(WARMUP, heal, rng.uniform(0.0, 0.03))
+    loss = LossWindow(warmup(n), heal, rng.uniform(0.0, 0.03))
     honest = [i for i in range(n) if i not in {h for h, _ in byz}]
     crashes: tuple[Crash, ...] = ()
     if rng.random() < 0.5:
-        at = WARMUP + ms(rng.randint(0, 300))
+        at = warmup(n) + ms(rng.randint(0, 300))
         restart = at + ms(rng.randint(100, 400))
         crashes = (Crash(at, restart, rng.choice(honest), mid_step=rng.random() < 0.5),)
         heal = max(heal, restart)

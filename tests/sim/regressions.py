@@ -25,7 +25,12 @@ CHECKPOINT_BEFORE_DELIVER = (
     "between the two leaves the block undelivered and the restarted node skips its height"
 )
 
-KNOWN_BUGS: dict[Case, str] = {
+KNOWN_BUGS: dict[Case, str] = {}
+
+# Found with the simulator as of commit 1ffff3a (scenario parameters have been tuned since, so
+# these seeds now draw other faults) and fixed in the protocol by commit 0474238; replayed
+# with the 1ffff3a simulator they pass. They stay as plain regression runs.
+FIXED: dict[Case, str] = {
     (4, "partition", 2): LOST_OWN_CARS,
     (4, "partition", 17): LOST_OWN_CARS,
     (7, "partition", 14): LOST_OWN_CARS,
@@ -39,6 +44,7 @@ KNOWN_BUGS: dict[Case, str] = {
 
 REGRESSIONS: list[Case] = [
     *KNOWN_BUGS,
+    *FIXED,
     # checker bugs found while building the simulator (fixed in node/sim):
     (7, "mixed", 12),  # PoA book filled with corrupted copies from a bad-sig owner
     (10, "mixed", 3),  # duplicate-tx blamed on the protocol for a Byzantine twin's own lane

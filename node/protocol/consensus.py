@@ -117,6 +117,7 @@ class Consensus:
         self.latest_proposal: dict[int, Proposal] = {}
         self.top = 0
         self.commit_sync_active = False
+        self.unsent_proposals: list[Prepare] = []
 
     # ------------------------------------------------------------ small helpers
 
@@ -158,6 +159,11 @@ class Consensus:
         for slot, state in sorted(self.slots.items()):
             if not self.is_committed(slot):
                 effects += self._arm_view_timer(slot, state)
+        # Own proposals persisted before a crash may never have left: send them (again).
+        for prepare in self.unsent_proposals:
+            if not self.is_committed(prepare.proposal.slot):
+                effects.append(Broadcast(prepare))
+        self.unsent_proposals = []
         if self.committee.size > 1:
             effects.append(Broadcast(CommitSyncRequest(self.ordering.next_slot)))
         return effects + self.poke()
@@ -624,6 +630,7 @@ class Consensus:
             state.view = max(state.view, value.view + 1)
         elif kind == "proposal" and isinstance(value, Prepare):
             prop = value.proposal
+            self.unsent_proposals.append(value)
             state.proposed.add(prop.view)
             state.proposals[prop.view] = prop
             self._note_proposal(prop)

@@ -100,7 +100,9 @@ class Replica:
         if not self.committee.is_member(sender) or sender == self.me:
             return [Ignore("message from outside the committee")]
         if isinstance(message, Car):
-            return self.lanes.on_car(sender, message)
+            # A car may be the one a committed slot waits for: retry ordering at once.
+            effects = self.lanes.on_car(sender, message)
+            return effects + self.ordering.advance() if self.ordering.pending else effects
         if isinstance(message, LaneVote):
             return self.lanes.on_lane_vote(sender, message)
         if isinstance(message, PoA):

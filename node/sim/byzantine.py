@@ -20,6 +20,7 @@ from node.crypto.hashing import ZERO_DIGEST
 from node.crypto.signing import Signer
 from node.types.committee import Committee
 from node.types.messages import (
+    QC,
     Car,
     Commit,
     Confirm,
@@ -38,7 +39,15 @@ from node.types.messages import (
 
 Outgoing = list[tuple[int, Message]]
 
-KINDS = ("equivocate-leader", "fork-lane", "withhold", "bad-sig", "replay")
+KINDS = (
+    "equivocate-leader",
+    "fork-lane",
+    "withhold",
+    "bad-sig",
+    "replay",
+    "partial-commit",
+    "stale-timeout",
+)
 """Behaviour names accepted by ``make_behaviour``; "twins" is handled by the harness."""
 
 
@@ -269,6 +278,76 @@ class Replayer(Behaviour):
             ctx.inject(ctx.rng.choice(peers), ctx.rng.choice(self.sample))
 
 
+class PartialCommit(Behaviour):
+    """As leader, sends Confirm and Commit to only a seeded part of the peers, so a slot is
+    decided while most replicas hold at most a lock and must learn it through view change."""
+
+    name = "partial-commit"
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+
+    def on_send(self, ctx: ByzContext, to: int, message: Message) -> Outgoing:
+        if isinstance(message, (Confirm, Commit)) and ctx.rng.random() >= self.keep:
+            return []
+        return [(to, message)]
+
+
+class StaleTimeouts(Behaviour):
+    """Times out with an older lock and vote than it holds (or none), re-signed: the view
+    change must still carry every decided or locked cut."""
+
+    name = "stale-timeout"
+
+    def __init__(self) -> None:
+        self.oldest_qc: dict[int, tuple[QC, Cut]] = {}
+        self.oldest_prop: dict[int, Proposal] = {}
+
+    def on_receive(self, ctx: ByzContext, sender: int, message: Message) -> None:
+        if isinstance(message, Timeout):
+            self._learn(message)
+
+    def on_send(self, ctx: ByzContext, to: int, message: Message) -> Outgoing:
+        if not isinstance(message, Timeout) or message.voter != ctx.index:
+            return [(to, message)]
+        self._learn(message)
+        return [(to, self._stale(ctx, message))]
+
+    def _learn(self, timeout: Timeout) -> None:
+        slot = timeout.slot
+        if timeout.high_qc is not None and timeout.high_qc_cut is not None:
+            old = self.oldest_qc.get(slot)
+            if old is None or timeout.high_qc.view < old[0].view:
+                self.oldest_qc[slot] = (timeout.high_qc, timeout.high_qc_cut)
+        prop = timeout.high_prop
+        if prop is not None:
+            old_prop = self.oldest_prop.get(slot)
+            if old_prop is None or prop.view < old_prop.view:
+                self.oldest_prop[slot] = prop
+
+    def _stale(self, ctx: ByzContext, timeout: Timeout) -> Timeout:
+        hide = ctx.rng.random() < 0.5
+        qc_pair = None if hide else self.oldest_qc.get(timeout.slot)
+        prop = None if hide else self.oldest_prop.get(timeout.slot)
+        unsigned = Timeout(
+            timeout.slot,
+            timeout.view,
+            qc_pair[0] if qc_pair else None,
+            qc_pair[1] if qc_pair else None,
+            prop,
+            timeout.voter,
+            b"",
+        )
+        signed = signing_bytes(
+            MsgKind.TIMEOUT,
+            ctx.committee.chain_id,
+            timeout.slot,
+            timeout.view,
+            unsigned.content_digest,
+        )
+        return dataclasses.replace(unsigned, signature=ctx.signer.sign(signed))
+
+
 def make_behaviour(kind: str, me: int, size: int, rng: random.Random) -> Behaviour:
     """A behaviour by name, with its seeded choices (which half, how often) made now."""
     if kind == "equivocate-leader":
@@ -281,4 +360,8 @@ def make_behaviour(kind: str, me: int, size: int, rng: random.Random) -> Behavio
         return BadSignatures(rate=rng.choice((0.25, 0.5, 1.0)))
     if kind == "replay":
         return Replayer(period=rng.randint(20, 80) * 1000)
+    if kind == "partial-commit":
+        return PartialCommit(keep=rng.choice((0.0, 0.25, 0.5)))
+    if kind == "stale-timeout":
+        return StaleTimeouts()
     raise ValueError(f"unknown Byzantine behaviour {kind!r}")

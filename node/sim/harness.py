@@ -13,12 +13,10 @@ import hashlib
 import random
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from node.crypto.signing import KeyedHashSigner, KeyedHashVerifier, Signer, Verifier
-from node.protocol.config import ProtocolConfig
+from node.crypto.signing import KeyedHashSigner, KeyedHashVerifier, Signer
 from node.protocol.effects import (
     Broadcast,
     CancelTimer,
@@ -27,86 +25,32 @@ from node.protocol.effects import (
     Effect,
     Ignore,
     Persist,
-    PersistKey,
     Reject,
     Send,
     SetTimer,
 )
 from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFired, TxsSubmitted
-from node.sim.byzantine import Behaviour, make_behaviour, split_peers
+from node.sim.byzantine import make_behaviour, split_peers
 from node.sim.clients import Clients
 from node.sim.clock import US_PER_MS, VirtualClock
+from node.sim.hosts import (
+    Host,
+    Instance,
+    ReplicaFactory,
+    make_keys,
+    real_replica,
+)
 from node.sim.invariants import CommitRecord, Monitor, PoaBook, Violation
 from node.sim.network import Network
 from node.sim.scenarios import Crash, Scenario
-from node.types.committee import Committee, Validator
 from node.types.messages import Block, Message
 
-CHAIN_ID = 7357
 MAX_EVENTS = 3_000_000
 MID_STEP_PATIENCE = 200 * US_PER_MS
 PROBE_EVERY = 25 * US_PER_MS
 SETTLE_AFTER_RECOVERY = 150 * US_PER_MS
 
 _DELIVER, _TIMER, _ACTION = 1, 2, 3
-
-
-class ReplicaLike(Protocol):
-    def restore(self, records: Mapping[PersistKey, object]) -> None: ...
-
-    def step(self, event: Event) -> list[Effect]: ...
-
-
-ReplicaFactory = Callable[[Committee, int, Signer, Verifier, ProtocolConfig], ReplicaLike]
-
-
-def real_replica(
-    committee: Committee, me: int, signer: Signer, verifier: Verifier, config: ProtocolConfig
-) -> ReplicaLike:
-    from node.protocol.replica import Replica
-
-    return Replica(committee, me, signer, verifier, config)
-
-
-def make_keys(validators: int, seed: int) -> tuple[Committee, list[bytes]]:
-    """Per-validator secrets derived from the seed, and the committee they sign for."""
-    secrets = [
-        hashlib.blake2b(b"lanenet-sim/%d/%d" % (seed, i), digest_size=32).digest()
-        for i in range(validators)
-    ]
-    members = tuple(
-        Validator(i, f"v{i}", hashlib.blake2b(s, digest_size=32).digest())
-        for i, s in enumerate(secrets)
-    )
-    return Committee(CHAIN_ID, members), secrets
-
-
-@dataclass(slots=True)
-class Instance:
-    """One machine running validator ``host``: survives crashes, unlike its replica."""
-
-    host: int
-    number: int
-    audience: frozenset[int] | None
-    store: dict[PersistKey, object] = field(default_factory=dict)
-    ledger: list[Block] = field(default_factory=list)
-    replica: ReplicaLike | None = None
-    timers: dict[Timer, int] = field(default_factory=dict)
-    incarnation: int = 0
-    crash_pending: int | None = None
-    crashes: int = 0
-    gapped: bool = False
-
-    def hears(self, peer: int) -> bool:
-        return self.audience is None or peer in self.audience
-
-
-@dataclass(slots=True)
-class Host:
-    index: int
-    honest: bool
-    instances: list[Instance]
-    behaviours: list[Behaviour]
 
 
 @dataclass(slots=True)

@@ -9,7 +9,8 @@
   restart from their persisted state.
 * ``leader-crash``: twice, the leader of the next slot crashes and restarts a view later.
 * ``byzantine``: f Byzantine nodes, each with one or two behaviours (equivocating leader,
-  forked lane, vote withholding, invalid signatures, replay of old messages).
+  forked lane, vote withholding, invalid signatures, replay of old messages, Confirm/Commit
+  sent to only some peers, Timeouts with stale or hidden locks).
 * ``twins``: f validators each run as two instances sharing one key, each instance talking
   to its own half of the peers.
 * ``mixed``: f Byzantine nodes of mixed kinds (twins included) plus partitions, loss

@@ -6,7 +6,7 @@ import dataclasses
 
 from node.crypto.hashing import ZERO_DIGEST
 from node.crypto.signing import KeyedHashSigner, KeyedHashVerifier
-from node.sim.harness import make_keys
+from node.sim.hosts import make_keys
 from node.sim.invariants import (
     PoaBook,
     VoteBook,

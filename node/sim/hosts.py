@@ -1,0 +1,80 @@
+"""Who runs where: validator keys, the replica port, hosts and their instances (machines).
+
+A host is one validator index; it runs one instance, or two for Byzantine twins. An instance
+outlives crashes (its persisted store and ordered ledger survive), its replica does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from node.crypto.signing import Signer, Verifier
+from node.protocol.config import ProtocolConfig
+from node.protocol.effects import Effect, PersistKey
+from node.protocol.events import Event, Timer
+from node.sim.byzantine import Behaviour
+from node.types.committee import Committee, Validator
+from node.types.messages import Block
+
+CHAIN_ID = 7357
+
+
+class ReplicaLike(Protocol):
+    def restore(self, records: Mapping[PersistKey, object]) -> None: ...
+
+    def step(self, event: Event) -> list[Effect]: ...
+
+
+ReplicaFactory = Callable[[Committee, int, Signer, Verifier, ProtocolConfig], ReplicaLike]
+
+
+def real_replica(
+    committee: Committee, me: int, signer: Signer, verifier: Verifier, config: ProtocolConfig
+) -> ReplicaLike:
+    from node.protocol.replica import Replica
+
+    return Replica(committee, me, signer, verifier, config)
+
+
+def make_keys(validators: int, seed: int) -> tuple[Committee, list[bytes]]:
+    """Per-validator secrets derived from the seed, and the committee they sign for."""
+    secrets = [
+        hashlib.blake2b(b"lanenet-sim/%d/%d" % (seed, i), digest_size=32).digest()
+        for i in range(validators)
+    ]
+    members = tuple(
+        Validator(i, f"v{i}", hashlib.blake2b(s, digest_size=32).digest())
+        for i, s in enumerate(secrets)
+    )
+    return Committee(CHAIN_ID, members), secrets
+
+
+@dataclass(slots=True)
+class Instance:
+    """One machine running validator ``host``: survives crashes, unlike its replica."""
+
+    host: int
+    number: int
+    audience: frozenset[int] | None
+    store: dict[PersistKey, object] = field(default_factory=dict)
+    ledger: list[Block] = field(default_factory=list)
+    replica: ReplicaLike | None = None
+    timers: dict[Timer, int] = field(default_factory=dict)
+    incarnation: int = 0
+    crash_pending: int | None = None
+    crashes: int = 0
+    gapped: bool = False
+
+    def hears(self, peer: int) -> bool:
+        return self.audience is None or peer in self.audience
+
+
+@dataclass(slots=True)
+class Host:
+    index: int
+    honest: bool
+    instances: list[Instance]
+    behaviours: list[Behaviour]

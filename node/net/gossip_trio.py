@@ -186,7 +186,8 @@ class TrioGossip:
             spam_protection_enabled=False,
             eclipse_protection_enabled=False,
         )
-        pubsub = Pubsub(host, gossipsub, max_inbound_rpc_size=2 * self._config.max_message_size)
+        inbound_limit = max(2 * self._config.max_message_size, 1 << 20)
+        pubsub = Pubsub(host, gossipsub, max_inbound_rpc_size=inbound_limit)
         return host, pubsub, gossipsub
 
     async def _publish(self, pubsub: Pubsub) -> None:

@@ -107,6 +107,8 @@ class PeerLink:
             config.backoff_base, config.backoff_cap, random.Random(config.seed * 65537 + peer)
         )
         self._unacked: deque[_Sent] = deque()
+        self._sent_index = 0
+        """Index of the last frame written on the current stream."""
         self._unacked_bytes = 0
         self._window = asyncio.Event()
         self._window.set()
@@ -156,6 +158,10 @@ class PeerLink:
         try:
             call = channel.stream_stream(METHOD)()
             keys = await self._handshake(call)
+            # key confirmation: frame 1 is an empty batch, proving we hold the session key
+            # before the listener lets this stream replace an older one of ours
+            await call.write(encode_batch([], [], keys.send, 1))
+            self._sent_index = 1
             self.connected = True
             self._counters.connects += 1
             self._backoff.reset()
@@ -202,7 +208,7 @@ class PeerLink:
     async def _write_frames(self, call: grpc.aio.StreamStreamCall, keys: SessionKeys) -> None:
         limits = self._config.limits
         budget = limits.max_message_size - BATCH_OVERHEAD
-        index = 0
+        index = self._sent_index
         while True:
             await self._window.wait()
             await self._queue.wait()
@@ -216,6 +222,7 @@ class PeerLink:
             self._unacked.append(_Sent(index, taken, len(frame), time.monotonic()))
             self._unacked_bytes += len(frame)
             self._update_window()
+            self._sent_index = index
             await call.write(frame)
             self._counters.frames_sent += 1
             self._counters.bytes_sent += len(frame)
@@ -233,9 +240,10 @@ class PeerLink:
                 raise MalformedMessage(f"expected an ack, got {type(ack).__name__}")
             check_ack_mac(keys.receive, ack)
             frames = ack.frames
-            sent = self._unacked[-1].index if self._unacked else acked
-            if not acked < frames <= sent:
-                raise MalformedMessage(f"ack of frame {frames}, expected {acked + 1}..{sent}")
+            if not acked < frames <= self._sent_index:
+                raise MalformedMessage(
+                    f"ack of frame {frames}, expected {acked + 1}..{self._sent_index}"
+                )
             acked = frames
             while self._unacked and self._unacked[0].index <= acked:
                 self._unacked_bytes -= self._unacked.popleft().size

@@ -2,15 +2,21 @@
 
 Each node runs one gRPC server and dials every peer: a peer's messages arrive on the
 stream it opened to us, ours leave on the stream we opened to it (node/net/grpc_link.py).
-The method ``/lanenet.net.v1.Peer/Stream`` carries raw frames (node/net/frames.py): a
-signed hello each way, then MACed batch frames one way and acks the other.
+The method ``/lanenet.v1.Peer/Stream`` (proto/lanenet/v1/net.proto) carries ``PeerFrame``s
+as raw bytes, decoded here so that a bad frame is ours to count, not gRPC's: a signed hello
+each way, a key-confirmation frame, then MACed batches one way and acks the other.
 
-Inbound, the listener authenticates the hello against the committee's keys and then
-attributes every frame to that validator. A hello that does not authenticate closes the
-stream (UNAUTHENTICATED) and counts an auth failure. After the handshake, a frame that does
-not parse or whose MAC is wrong closes the stream and penalizes the peer; a message that
-does not decode is dropped and penalizes the peer; enough penalties ban it for a while, and
-a banned peer's streams are refused. Nothing a peer sends can raise out of the handler.
+Inbound, in order of trust:
+- a hello that does not authenticate against the committee's keys, or a stream that then
+  fails to prove the session key, is closed UNAUTHENTICATED and counted (``auth_failures``);
+  nobody is penalized, since a hello can be replayed by anyone who saw it;
+- a frame that does not parse or fails its MAC closes the stream (``decode_errors``), again
+  without a penalty: it is not provably the validator's;
+- content that passed the MAC is the validator's doing: a batch that is malformed or over
+  the size limit closes the stream and penalizes it; a message that does not decode is
+  dropped and penalizes it; enough penalties ban it for a while, and a banned validator's
+  streams are refused (PERMISSION_DENIED).
+Nothing a peer sends can raise out of the handler; callbacks run in arrival order per peer.
 """
 
 from __future__ import annotations
@@ -196,7 +202,8 @@ class GrpcTransport:
         assert task is not None  # a gRPC handler always runs in a task
         previous = self._streams.get(peer)
         if previous is not None and not previous.done():
-            # the peer reconnected: its old stream is dead or superseded, never both live
+            # The peer reconnected (it proved the session key, so this is no replay): its
+            # old stream is dead or superseded; never let both deliver.
             previous.cancel()
         self._streams[peer] = task
         try:
@@ -228,7 +235,37 @@ class GrpcTransport:
         if self._inbound.is_banned(hello.sender):
             return _Refusal(grpc.StatusCode.PERMISSION_DENIED, "banned")
         await context.write(reply)
+        confirmed = await self._confirm_key(context, keys)
+        if confirmed is not None:
+            return self._auth_failed(context, f"validator {hello.sender}: {confirmed}")
         return hello.sender, keys
+
+    async def _confirm_key(
+        self, context: grpc.aio.ServicerContext[bytes, bytes], keys: SessionKeys
+    ) -> str | None:
+        """Wait for frame 1, an empty batch MACed with the session key; return what is wrong.
+
+        A hello can be replayed by anyone who saw it; only the dialer that made it can MAC
+        with the key, so until then the stream neither counts as the validator's nor
+        displaces its live one.
+        """
+        try:
+            async with asyncio.timeout(self._config.hello_timeout):
+                data = await context.read()
+        except TimeoutError:
+            return "no key confirmation in time"
+        if not isinstance(data, bytes):
+            return "stream closed before the key confirmation"
+        try:
+            sealed = decode_frame(data, self._config.grpc_message_limit)
+            if not isinstance(sealed, SealedBatch):
+                raise MalformedMessage(f"expected a batch, got {type(sealed).__name__}")
+            check_batch_mac(keys.receive, 1, sealed)
+            if decode_batch(sealed.batch, self._batch_limits) != ([], []):
+                raise MalformedMessage("the key confirmation must be an empty batch")
+        except InvalidInput as exc:
+            return str(exc)
+        return None
 
     def _auth_failed(
         self, context: grpc.aio.ServicerContext[bytes, bytes], reason: str
@@ -240,7 +277,7 @@ class GrpcTransport:
     async def _receive(
         self, peer: int, keys: SessionKeys, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> _Refusal | None:
-        state = _AckState()
+        state = _AckState(processed=1)  # frame 1 was the key confirmation
         wake = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             acks = tg.create_task(self._send_acks(context, keys, state, wake))

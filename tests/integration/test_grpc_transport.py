@@ -150,8 +150,8 @@ def test_a_bad_hello_is_refused_and_counted_without_penalty(case: str) -> None:
 
 
 def test_a_replayed_hello_gets_no_frame_through_and_blames_no_one() -> None:
-    """Replaying validator 1's hello gets a reply, but without the session key every frame
-    fails its MAC: the stream is closed and validator 1 is not penalized."""
+    """Replaying validator 2's hello gets a reply, but without the session key the key
+    confirmation fails its MAC: the stream is refused and validator 2 is not penalized."""
 
     async def main() -> None:
         c = GrpcCluster(3, TransportLimits())
@@ -167,11 +167,37 @@ def test_a_replayed_hello_gets_no_frame_through_and_blames_no_one() -> None:
             assert isinstance(await replay.call.read(), bytes)  # the listener answers
             replay.force_keys(b"\x00" * 32)
             await replay.send_batch([encode_message(lane_vote(1))])
-            assert await replay.closed_with() == grpc.StatusCode.INVALID_ARGUMENT
+            assert await replay.closed_with() == grpc.StatusCode.UNAUTHENTICATED
             await replay.close()
             assert c.recorders[0].from_sender(2) == []
-            assert c.transports[0].counters.penalties == 0
-            assert c.transports[0].counters.decode_errors == 1
+            counters = c.transports[0].counters
+            assert (counters.auth_failures, counters.penalties) == (1, 0)
+        finally:
+            await c.stop()
+
+    run(main())
+
+
+def test_a_replayed_hello_does_not_displace_the_live_stream() -> None:
+    """A replay of validator 1's hello, never confirmed, leaves validator 1's own stream
+    untouched: it is not reconnected and its messages keep arriving."""
+
+    async def main() -> None:
+        c = GrpcCluster(2, TransportLimits())
+        await c.start()
+        try:
+            c.transports[1].send(0, lane_vote(1))
+            await c.recorders[0].until(lambda: len(c.recorders[0].messages) == 1)
+            sniffed = Handshake(c.committee, 1, c.signers[1], verifier_of(c.committee))
+            replay = c.raw_peer(1, 0)
+            await replay.call.write(sniffed.make_hello(0, now_ms()))
+            assert isinstance(await replay.call.read(), bytes)
+            c.transports[1].send(0, lane_vote(2))
+            await c.recorders[0].until(lambda: len(c.recorders[0].messages) == 2)
+            await replay.close()
+            assert c.transports[1].counters.connects == 1
+            assert c.transports[1].counters.reconnects == 0
+            assert c.grpc(0).inbound_peers() == {1}
         finally:
             await c.stop()
 
@@ -332,7 +358,7 @@ def test_a_peer_that_stops_acknowledging_is_declared_dead_and_messages_are_resen
     async def listener(context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         handshake = Handshake(committee, 1, signers[1], verifier)
         _, keys = await accept_hello(context, handshake)
-        received.append(list(await read_batch(context, keys, 1)))
+        received.append(list(await read_batch(context, keys, 2)))
         await context.read()  # hang: never ack, until the dialer gives up
 
     async def main() -> None:

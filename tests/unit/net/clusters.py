@@ -117,7 +117,7 @@ class GrpcCluster:
             await raw.connect(int(time.time() * 1000))
             await raw.send_batch(payloads)
             await raw.send_batch([encode_message(lane_vote(999))])
-            while await raw.read_ack() < 2:
+            while await raw.read_ack() < 3:  # confirmation, payloads, marker
                 pass
         except grpc.aio.AioRpcError:
             return False

@@ -171,7 +171,8 @@ class RawPeer:
         self._index = 0
         self.sent_hello = b""
 
-    async def connect(self, now_ms: int) -> None:
+    async def connect(self, now_ms: int, confirm: bool = True) -> None:
+        """Handshake as our validator; ``confirm`` sends the key-confirmation frame."""
         hello = self.handshake.make_hello(self._peer, now_ms)
         self.sent_hello = hello
         await self.call.write(hello)
@@ -180,6 +181,8 @@ class RawPeer:
         answer = decode_hello(reply)
         self.handshake.check_hello(answer, now_ms, 10**9, self._peer, compute_hello_digest(hello))
         self._keys = self.handshake.derive_keys(answer.ephemeral, hello, reply, dialer=True)
+        if confirm:
+            await self.send_batch([])
 
     async def send_batch(self, messages: list[bytes], txs: list[bytes] | None = None) -> None:
         assert self._keys is not None
@@ -266,7 +269,8 @@ class FakeServer:
 async def accept_hello(
     context: Any, handshake: Handshake, reply_as: Handshake | None = None
 ) -> tuple[int, SessionKeys]:
-    """Play the listener's side of the handshake; ``reply_as`` signs the reply instead."""
+    """Play the listener's side of the handshake (through the key confirmation, frame 1);
+    ``reply_as`` signs the reply instead."""
     first = await context.read()
     hello = decode_hello(first)
     handshake.check_hello(hello, int(time.time() * 1000), 10**9)
@@ -274,6 +278,7 @@ async def accept_hello(
     reply = signer.make_hello(hello.sender, int(time.time() * 1000), compute_hello_digest(first))
     keys = handshake.derive_keys(hello.ephemeral, first, reply, dialer=False)
     await context.write(reply)
+    assert await read_batch(context, keys, 1) == []  # the key confirmation
     return hello.sender, keys
 
 

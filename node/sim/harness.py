@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +49,8 @@ MAX_EVENTS = 3_000_000
 MID_STEP_PATIENCE = 200 * US_PER_MS
 PROBE_EVERY = 25 * US_PER_MS
 SETTLE_AFTER_RECOVERY = 150 * US_PER_MS
+INBOX_SIZE = 256
+REDELIVERY_SPACING = 20  # clock ticks between re-delivered messages
 
 _DELIVER, _TIMER, _ACTION = 1, 2, 3
 
@@ -161,6 +163,8 @@ class Simulation:
             instances = [Instance(index, 0, half), Instance(index, 1, rest)]
         else:
             instances = [Instance(index, 0, None)]
+            if any(c.redeliver for c in self.scenario.crashes):
+                instances[0].inbox = deque(maxlen=INBOX_SIZE)
         behaviours = [make_behaviour(k, index, size, rng) for k in kinds if k != "twins"]
         return Host(index, not kinds, instances, behaviours)
 
@@ -415,6 +419,8 @@ class Simulation:
         if ctx is not None:
             for behaviour in host.behaviours:
                 behaviour.on_receive(ctx, src, message)
+        if inst.inbox is not None:
+            inst.inbox.append((src, message))
         self._step(inst, MessageReceived(self.clock.now_ms, src, message))
 
     def _on_timer(self, inst: Instance, incarnation: int, timer: Timer, token: int) -> None:
@@ -464,10 +470,23 @@ class Simulation:
             if inst.replica is not None:  # a mid-step crash still waiting: crash now
                 self._crash(inst)
             self._boot(inst, restore=True)
+            if crash.redeliver:
+                self._redeliver(inst)
 
         self.clock.schedule(crash.at, _ACTION, go_down)
         if crash.restart is not None:
             self.clock.schedule(crash.restart, _ACTION, come_back)
+
+    def _redeliver(self, inst: Instance) -> None:
+        """Hand a restarted node, shuffled and spread over a few ms, what it got before."""
+        if not inst.inbox:
+            return
+        old = list(inst.inbox)
+        self.rng.shuffle(old)
+        for i, (src, message) in enumerate(old):
+            at = self.clock.now + REDELIVERY_SPACING * (i + 1)
+            self.clock.schedule(at, _DELIVER, inst, inst.incarnation, src, message)
+        self.counters["redelivered"] += len(old)
 
     def _next_honest_leader(self) -> int:
         slot = self.monitor.max_slot_prepared + 1

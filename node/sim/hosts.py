@@ -7,6 +7,7 @@ outlives crashes (its persisted store and ordered ledger survive), its replica d
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,7 +18,7 @@ from node.protocol.effects import Effect, PersistKey
 from node.protocol.events import Event, Timer
 from node.sim.byzantine import Behaviour
 from node.types.committee import Committee, Validator
-from node.types.messages import Block
+from node.types.messages import Block, Message
 
 CHAIN_ID = 7357
 
@@ -67,6 +68,8 @@ class Instance:
     crash_pending: int | None = None
     crashes: int = 0
     gapped: bool = False
+    inbox: deque[tuple[int, Message]] | None = None
+    """The last messages received, kept only when a crash may ask to re-deliver them."""
 
     def hears(self, peer: int) -> bool:
         return self.audience is None or peer in self.audience

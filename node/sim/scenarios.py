@@ -6,7 +6,7 @@
   half of them longer than a lane window of cars; messages across the cut are held until
   heal (reliable channels), or, for every third seed, dropped (a broken stream).
 * ``crash``: f honest nodes crash (some right after persisting and before sending) and
-  restart from their persisted state.
+  restart from their persisted state (some then receive again what they got before).
 * ``leader-crash``: twice, the leader of the next slot crashes and restarts a view later.
 * ``byzantine``: f Byzantine nodes, each with one or two behaviours (equivocating leader,
   forked lane, vote withholding, invalid signatures, replay of old messages, Confirm/Commit
@@ -67,13 +67,16 @@ class Crash:
     """Crash ``host`` (None: the leader of the next slot) at ``at``; restart at ``restart``.
 
     With ``mid_step`` the crash waits for the node's next step that persists something and
-    cuts that step's effects right after the write, before any message leaves.
+    cuts that step's effects right after the write, before any message leaves. With
+    ``redeliver`` the restarted node receives again, shuffled, the last messages it got
+    before the crash (peers re-sending on reconnect): it must not vote differently.
     """
 
     at: int
     restart: int | None
     host: int | None = None
     mid_step: bool = False
+    redeliver: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +197,9 @@ def crash(n: int, seed: int) -> Scenario:
     crashes = []
     for host in victims:
         at = warmup(n) + ms(rng.randint(0, 600))
-        crashes.append(Crash(at, at + ms(rng.randint(100, 800)), host, mid_step=rng.random() < 0.5))
+        down = at + ms(rng.randint(100, 800))
+        mid_step, redeliver = rng.random() < 0.5, rng.random() < 0.5
+        crashes.append(Crash(at, down, host, mid_step=mid_step, redeliver=redeliver))
     return Scenario(
         "crash",
         n,
@@ -213,7 +218,8 @@ def leader_crash(n: int, seed: int) -> Scenario:
     for _ in range(2):
         at += ms(rng.randint(0, 300))
         down = ms(SIM_CONFIG.view_timeout_ms + rng.randint(0, 300))
-        crashes.append(Crash(at, at + down, None, mid_step=rng.random() < 0.3))
+        mid_step, redeliver = rng.random() < 0.3, rng.random() < 0.5
+        crashes.append(Crash(at, at + down, None, mid_step=mid_step, redeliver=redeliver))
         at += down + ms(200)
     return Scenario(
         "leader-crash",
@@ -267,7 +273,8 @@ def mixed(n: int, seed: int) -> Scenario:
     if rng.random() < 0.5:
         at = warmup(n) + ms(rng.randint(0, 300))
         restart = at + ms(rng.randint(100, 400))
-        crashes = (Crash(at, restart, rng.choice(honest), mid_step=rng.random() < 0.5),)
+        victim, mid_step, redeliver = rng.choice(honest), rng.random() < 0.5, rng.random() < 0.5
+        crashes = (Crash(at, restart, victim, mid_step=mid_step, redeliver=redeliver),)
         heal = max(heal, restart)
     windows = tuple((p.start, p.end) for p in parts) + _crash_windows(crashes)
     link = LinkModel(jitter_mean_ms=rng.uniform(1.0, 5.0), duplicate=rng.uniform(0.0, 0.02))

@@ -208,3 +208,23 @@ def test_replica_exception_becomes_a_violation_and_stops_the_run() -> None:
     result = Simulation(_scenario(), scripted(script)).run()
     assert [v.kind for v in result.violations] == ["replica-exception"]
     assert "KeyError" in result.violations[0].detail
+
+
+def test_restart_with_redelivery_hands_back_what_the_node_got_before() -> None:
+    """A crash with ``redeliver`` gives the restarted replica its earlier messages again."""
+
+    def script(r: ScriptedReplica, event: Event) -> list[Effect]:
+        if isinstance(event, Start) and r.me == 0 and r.restored is None:
+            return [SetTimer(TICK, 10)]
+        if isinstance(event, TimerFired) and r.me == 0:
+            return [Send(1, PING)]
+        return []
+
+    crash = Crash(at=ms(100), restart=ms(200), host=1, redeliver=True)
+    sim = Simulation(_scenario(crashes=(crash,)), scripted(script))
+    sim.run()
+    restarted = ScriptedReplica.instances[-1]
+    again = [e for e in restarted.events if isinstance(e, MessageReceived)]
+    assert [(e.sender, e.message) for e in again] == [(0, PING)]
+    assert again[0].now >= 200
+    assert sim.counters["redelivered"] == 1

@@ -6,8 +6,9 @@ node/net/grpc_codec.py). What is signed or MACed is defined here, independent of
 - a hello's signature covers ``Hello.signing_bytes``: a domain tag and the fixed-width
   big-endian fields, in order;
 - a batch's MAC is HMAC-SHA256 (first 16 bytes) under the stream's session key over the
-  frame's index on the stream (u64, counted from 1) and the exact serialized ``PeerBatch``
-  bytes, so a frame cannot be forged, replayed or reordered without the key;
+  frame's index on the stream (u64, counted from 1), then the message count (u32) and each
+  message with its length (u32), then the same for the transactions; so a frame cannot be
+  forged, replayed or reordered without the key, and is serialized only once;
 - an ack's MAC covers the processed-frame count and the tag ``ack`` under the other
   direction's key.
 """
@@ -20,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from node.types.errors import InvalidSignature
+from node.types.errors import InvalidSignature, MalformedMessage
 
 PROTOCOL_VERSION: Final = 1
 MAC_SIZE: Final = 16
@@ -36,6 +37,7 @@ BATCH_OVERHEAD: Final = 64
 """Protobuf bytes of a batch frame besides its items: frame, seal and MAC, rounded up."""
 
 _U64: Final = struct.Struct(">Q")
+_U32: Final = struct.Struct(">I")
 _HELLO_SIGNED: Final = struct.Struct(f">BQIIQ{EPHEMERAL_SIZE}s{ECHO_SIZE}s")
 
 
@@ -66,10 +68,11 @@ class Hello:
 
 
 @dataclass(frozen=True, slots=True)
-class SealedBatch:
-    """A batch as received: its serialized ``PeerBatch`` and the MAC over it."""
+class Batch:
+    """A batch frame as received: encoded peer messages, raw transactions, the MAC."""
 
-    batch: bytes
+    messages: list[bytes]
+    txs: list[bytes]
     mac: bytes
 
 
@@ -87,17 +90,37 @@ class BatchLimits:
     max_tx_size: int
 
 
-def compute_batch_mac(key: bytes, index: int, batch: bytes) -> bytes:
-    return hmac.new(key, _U64.pack(index) + batch, hashlib.sha256).digest()[:MAC_SIZE]
+def compute_batch_mac(key: bytes, index: int, messages: list[bytes], txs: list[bytes]) -> bytes:
+    mac = hmac.new(key, _U64.pack(index), hashlib.sha256)
+    for items in (messages, txs):
+        mac.update(_U32.pack(len(items)))
+        for item in items:
+            mac.update(_U32.pack(len(item)))
+            mac.update(item)
+    return mac.digest()[:MAC_SIZE]
 
 
 def compute_ack_mac(key: bytes, frames: int) -> bytes:
     return hmac.new(key, _U64.pack(frames) + b"ack", hashlib.sha256).digest()[:MAC_SIZE]
 
 
-def check_batch_mac(key: bytes, index: int, sealed: SealedBatch) -> None:
-    if not hmac.compare_digest(compute_batch_mac(key, index, sealed.batch), sealed.mac):
+def check_batch_mac(key: bytes, index: int, batch: Batch) -> None:
+    expected = compute_batch_mac(key, index, batch.messages, batch.txs)
+    if not hmac.compare_digest(expected, batch.mac):
         raise InvalidSignature(f"batch: MAC does not match (frame {index})")
+
+
+def check_batch_limits(batch: Batch, limits: BatchLimits) -> None:
+    """Raise ``MalformedMessage`` for a batch with too many or too large items."""
+    for items, max_count, max_size, where in (
+        (batch.messages, limits.max_messages, limits.max_message_size, "batch.messages"),
+        (batch.txs, limits.max_txs, limits.max_tx_size, "batch.txs"),
+    ):
+        if len(items) > max_count:
+            raise MalformedMessage(f"{where}: {len(items)} items, limit {max_count}")
+        for i, item in enumerate(items):
+            if len(item) > max_size:
+                raise MalformedMessage(f"{where}[{i}]: {len(item)} bytes, limit {max_size}")
 
 
 def check_ack_mac(key: bytes, ack: Ack) -> None:

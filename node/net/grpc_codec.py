@@ -2,9 +2,10 @@
 
 The only module of node/net that imports generated code. Encoding trusts its input;
 decoding trusts nothing: sizes are checked before parsing, every field is checked
-(lengths, counts, known variants) and any problem raises ``MalformedMessage``; a MAC that
-does not match raises ``InvalidSignature``. Peer messages inside a batch stay encoded here:
-node.wire.codec decodes them one by one, so one bad message costs only itself.
+(lengths, known variants) and any problem raises ``MalformedMessage``. Whether a batch's
+MAC matches and its items fit the limits is checked by the caller (node/net/frames.py),
+after the parse. Peer messages inside a batch stay encoded here: node.wire.codec decodes
+them one by one, so one bad message costs only itself.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from node.net.frames import (
     PROTOCOL_VERSION,
     SIGNATURE_SIZE,
     Ack,
-    BatchLimits,
+    Batch,
     Hello,
-    SealedBatch,
     compute_ack_mac,
     compute_batch_mac,
 )
 from node.types.errors import MalformedMessage
 from node.wire.gen.lanenet.v1 import net_pb2 as pb
 
-Frame = Hello | SealedBatch | Ack
+Frame = Hello | Batch | Ack
+
+_M = TypeVar("_M", pb.PeerFrame, pb.GossipTxBatch)
 
 
 # ============================================================================ encoding
@@ -52,14 +54,13 @@ def encode_hello(hello: Hello) -> bytes:
 
 
 def encode_batch(messages: list[bytes], txs: list[bytes], key: bytes, index: int) -> bytes:
-    """Seal a batch of encoded peer messages and raw transactions as frame ``index``."""
-    batch = pb.PeerBatch(messages=messages, txs=txs).SerializeToString()
-    return seal_batch(batch, compute_batch_mac(key, index, batch))
+    """Frame ``index`` of a stream: encoded peer messages and raw transactions, MACed."""
+    return encode_batch_with_mac(messages, txs, compute_batch_mac(key, index, messages, txs))
 
 
-def seal_batch(batch: bytes, mac: bytes) -> bytes:
-    """Wrap serialized ``PeerBatch`` bytes and their MAC in a frame."""
-    return pb.PeerFrame(batch=pb.SealedPeerBatch(batch=batch, mac=mac)).SerializeToString()
+def encode_batch_with_mac(messages: list[bytes], txs: list[bytes], mac: bytes) -> bytes:
+    batch = pb.PeerBatch(messages=messages, txs=txs, mac=mac)
+    return pb.PeerFrame(batch=batch).SerializeToString()
 
 
 def encode_ack(frames: int, key: bytes) -> bytes:
@@ -83,7 +84,7 @@ def decode_frame(data: bytes, max_size: int) -> Frame:
     if kind == "batch":
         if len(frame.batch.mac) != MAC_SIZE:
             raise MalformedMessage(f"batch: MAC of {len(frame.batch.mac)} bytes")
-        return SealedBatch(frame.batch.batch, frame.batch.mac)
+        return Batch(list(frame.batch.messages), list(frame.batch.txs), frame.batch.mac)
     if kind == "ack":
         if len(frame.ack.mac) != MAC_SIZE:
             raise MalformedMessage(f"ack: MAC of {len(frame.ack.mac)} bytes")
@@ -98,26 +99,22 @@ def decode_hello(data: bytes) -> Hello:
     return frame
 
 
-def decode_batch(batch: bytes, limits: BatchLimits) -> tuple[list[bytes], list[bytes]]:
-    """Split a serialized ``PeerBatch`` (its MAC already checked) into encoded messages
-    and raw transactions."""
-    parsed = _parse(pb.PeerBatch, batch, len(batch), "batch")
-    messages = _check_items(
-        parsed.messages, limits.max_messages, limits.max_message_size, "batch.messages"
-    )
-    txs = _check_items(parsed.txs, limits.max_txs, limits.max_tx_size, "batch.txs")
-    return messages, txs
+def decode_batch(data: bytes, max_size: int) -> Batch:
+    frame = decode_frame(data, max_size)
+    if not isinstance(frame, Batch):
+        raise MalformedMessage(f"expected a batch, got {type(frame).__name__}")
+    return frame
 
 
 def decode_tx_batch(data: bytes, max_size: int, max_txs: int, max_tx_size: int) -> list[bytes]:
     batch = _parse(pb.GossipTxBatch, data, max_size, "gossip batch")
-    txs = _check_items(batch.txs, max_txs, max_tx_size, "gossip batch.txs")
+    txs = list(batch.txs)
+    if len(txs) > max_txs:
+        raise MalformedMessage(f"gossip batch: {len(txs)} items, limit {max_txs}")
+    _check_sizes(txs, max_tx_size, "gossip batch.txs")
     if any(not tx for tx in txs):
         raise MalformedMessage("gossip batch: empty transaction")
     return txs
-
-
-_M = TypeVar("_M", pb.PeerFrame, pb.PeerBatch, pb.GossipTxBatch)
 
 
 def _parse(message_type: type[_M], data: bytes, max_size: int, where: str) -> _M:
@@ -129,14 +126,10 @@ def _parse(message_type: type[_M], data: bytes, max_size: int, where: str) -> _M
         raise MalformedMessage(f"{where}: not a valid protobuf: {exc}") from exc
 
 
-def _check_items(items: Iterable[bytes], max_count: int, max_size: int, where: str) -> list[bytes]:
-    values = list(items)
-    if len(values) > max_count:
-        raise MalformedMessage(f"{where}: {len(values)} items, limit {max_count}")
-    for i, value in enumerate(values):
-        if len(value) > max_size:
-            raise MalformedMessage(f"{where}[{i}]: {len(value)} bytes, limit {max_size}")
-    return values
+def _check_sizes(items: Iterable[bytes], max_size: int, where: str) -> None:
+    for i, item in enumerate(items):
+        if len(item) > max_size:
+            raise MalformedMessage(f"{where}[{i}]: {len(item)} bytes, limit {max_size}")
 
 
 def _decode_hello(m: pb.PeerHello) -> Hello:

@@ -1,7 +1,8 @@
 """The dialing side of the gRPC transport: one long-lived outbound stream per peer.
 
-``PeerLink.run`` loops for the transport's lifetime: connect, handshake, then write batch
-frames from the peer's outbound queue while reading acks; on any stream failure wait an
+``PeerLink.run`` loops for the transport's lifetime: connect, handshake (node/net/handshake.py,
+ending with a key-confirmation frame), then write batch frames from the peer's outbound
+queue while reading acks; on any stream failure wait an
 exponential, jittered backoff and reconnect. Frames stay in an unacknowledged window until
 the peer acks them; when a stream dies, the unacknowledged messages go back to the front of
 the queue and are sent again on the next stream (so a message may arrive twice, never
@@ -24,7 +25,7 @@ import structlog
 
 from node.crypto.signing import Signer, Verifier
 from node.net.config import GrpcConfig
-from node.net.frames import BATCH_OVERHEAD, Ack, check_ack_mac
+from node.net.frames import Ack, check_ack_mac
 from node.net.grpc_codec import decode_frame, decode_hello, encode_batch
 from node.net.handshake import Handshake, SessionKeys, compute_hello_digest
 from node.net.peers import Backoff
@@ -207,7 +208,7 @@ class PeerLink:
 
     async def _write_frames(self, call: grpc.aio.StreamStreamCall, keys: SessionKeys) -> None:
         limits = self._config.limits
-        budget = limits.max_message_size - BATCH_OVERHEAD
+        budget = limits.frame_budget
         index = self._sent_index
         while True:
             await self._window.wait()

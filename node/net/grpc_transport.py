@@ -31,8 +31,8 @@ import structlog
 
 from node.crypto.signing import Ed25519Verifier, Signer, Verifier
 from node.net.config import GrpcConfig
-from node.net.frames import BatchLimits, SealedBatch, check_batch_mac
-from node.net.grpc_codec import decode_batch, decode_frame, decode_hello, encode_ack
+from node.net.frames import BatchLimits, check_batch_limits, check_batch_mac
+from node.net.grpc_codec import decode_batch, decode_hello, encode_ack
 from node.net.grpc_link import SERVICE, PeerLink, channel_options
 from node.net.handshake import Handshake, SessionKeys, compute_hello_digest
 from node.net.inbound import Inbound
@@ -257,11 +257,9 @@ class GrpcTransport:
         if not isinstance(data, bytes):
             return "stream closed before the key confirmation"
         try:
-            sealed = decode_frame(data, self._config.grpc_message_limit)
-            if not isinstance(sealed, SealedBatch):
-                raise MalformedMessage(f"expected a batch, got {type(sealed).__name__}")
-            check_batch_mac(keys.receive, 1, sealed)
-            if decode_batch(sealed.batch, self._batch_limits) != ([], []):
+            batch = decode_batch(data, self._config.grpc_message_limit)
+            check_batch_mac(keys.receive, 1, batch)
+            if batch.messages or batch.txs:
                 raise MalformedMessage("the key confirmation must be an empty batch")
         except InvalidInput as exc:
             return str(exc)
@@ -317,10 +315,8 @@ class GrpcTransport:
         """
         limit = self._config.limits.max_message_size
         try:
-            sealed = decode_frame(data, self._config.grpc_message_limit)
-            if not isinstance(sealed, SealedBatch):
-                raise MalformedMessage(f"expected a batch, got {type(sealed).__name__}")
-            check_batch_mac(keys.receive, index, sealed)
+            batch = decode_batch(data, self._config.grpc_message_limit)
+            check_batch_mac(keys.receive, index, batch)
         except InvalidInput as exc:
             self.counters.decode_errors += 1
             log.warning("peer_frame_rejected", peer=peer, reason=str(exc))
@@ -328,12 +324,12 @@ class GrpcTransport:
         try:
             if len(data) > limit:
                 raise MalformedMessage(f"frame of {len(data)} bytes, limit {limit}")
-            messages, txs = decode_batch(sealed.batch, self._batch_limits)
+            check_batch_limits(batch, self._batch_limits)
         except MalformedMessage as exc:
             self.counters.decode_errors += 1
             self._inbound.penalize(peer, str(exc))
             return _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not self._inbound.deliver(peer, messages, txs):
+        if not self._inbound.deliver(peer, batch.messages, batch.txs):
             return _Refusal(grpc.StatusCode.PERMISSION_DENIED, "banned")
         return None
 

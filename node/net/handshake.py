@@ -4,8 +4,12 @@ The dialer sends a hello signed with its validator key naming (chain, itself, th
 time, a fresh X25519 public key). The listener checks it against the committee's keys and
 answers with its own signed hello, echoing the digest of the dialer's. Both then derive one
 key per direction from the X25519 shared secret and both hellos, and MAC every later frame
-with it (node/net/frames.py). So each frame is attributable to a validator key, and a hello
-replayed from an earlier stream is useless: the replayer cannot compute the session key.
+with it (node/net/frames.py); the dialer's first frame, an empty batch, confirms it holds
+the key. So each frame is attributable to a validator key, and a hello replayed from an
+earlier stream is useless: the replayer cannot compute the session key, its stream is
+refused at the confirmation and never displaces the validator's real one.
+
+Frames are authenticated, not encrypted: everything validators exchange is public anyway.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from node.net.frames import BATCH_OVERHEAD, estimate_batch_size
+from node.net.frames import estimate_batch_size
 from node.net.inbound import Inbound
 from node.net.outbox import Outbox
 from node.net.supervisor import Supervisor
@@ -138,11 +138,7 @@ class MemoryTransport:
         while True:
             await queue.wait()
             await self._network.wait_linked(self.index, peer)
-            taken = queue.take(
-                limits.max_message_size - BATCH_OVERHEAD,
-                limits.max_frame_messages,
-                limits.max_frame_txs,
-            )
+            taken = queue.take(limits.frame_budget, limits.max_frame_messages, limits.max_frame_txs)
             target = self._network.node(peer)
             if target is None or not taken:
                 queue.requeue(taken)

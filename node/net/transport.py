@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
+from node.net.frames import BATCH_OVERHEAD
 from node.types.messages import TC, Commit, Confirm, Message, Prepare, Timeout, Vote
 from node.wire.codec import MAX_TX_SIZE
 
@@ -41,6 +42,10 @@ class TransportLimits:
 
     max_message_size: int = 8 << 20
     """Largest frame on the wire; a message that cannot fit alone is dropped at send."""
+    frame_bytes: int = 1 << 20
+    """Frames are filled up to this size (a larger message travels alone): big enough that
+    per-frame costs vanish, small enough that consensus traffic never waits behind
+    megabytes of cars."""
     queue_capacity: int = 4096
     """Peer messages waiting per peer before the oldest non-consensus one is dropped."""
     tx_buffer_bytes: int = 16 << 20
@@ -54,6 +59,11 @@ class TransportLimits:
     ban_duration: float = 30.0
     """First disconnect period; it doubles for each further ban, up to ``max_ban_duration``."""
     max_ban_duration: float = 600.0
+
+    @property
+    def frame_budget(self) -> int:
+        """Bytes of items a sender puts in one frame (the first item always goes)."""
+        return min(self.frame_bytes, self.max_message_size) - BATCH_OVERHEAD
 
 
 @dataclass(slots=True)

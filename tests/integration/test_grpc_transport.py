@@ -204,22 +204,31 @@ def test_a_replayed_hello_does_not_displace_the_live_stream() -> None:
     run(main())
 
 
-def test_an_authenticated_garbage_frame_is_penalized_and_disconnected() -> None:
-    """A validator whose (correctly MACed) frame does not parse is penalized and cut off;
-    the node keeps serving the others."""
+def test_garbage_frames_after_the_handshake_close_the_stream() -> None:
+    """After a good handshake, bytes that are no frame close the stream without a penalty
+    (they prove nothing about the sender); a correctly MACed batch that breaks the limits
+    closes it and penalizes the validator. The node keeps serving the others."""
+    limits = TransportLimits(max_tx_size=100)
 
     async def main() -> None:
-        c = GrpcCluster(3, TransportLimits())
+        c = GrpcCluster(3, limits)
         await c.start()
         await c.kill(2)
         try:
             raw = c.raw_peer(2, 0)
             await raw.connect(now_ms())
-            await raw.send_sealed(b"\xff\xff\xff garbage, not a PeerBatch")
+            await raw.send_raw(b"\xff\xff\xff garbage, not a PeerFrame")
             assert await raw.closed_with() == grpc.StatusCode.INVALID_ARGUMENT
             await raw.close()
             counters = c.transports[0].counters
-            assert (counters.decode_errors, counters.penalties) == (1, 1)
+            assert (counters.decode_errors, counters.penalties) == (1, 0)
+            raw = c.raw_peer(2, 0)
+            await raw.connect(now_ms())
+            await raw.send_batch([], [b"t" * 101])
+            assert await raw.closed_with() == grpc.StatusCode.INVALID_ARGUMENT
+            await raw.close()
+            assert (counters.decode_errors, counters.penalties) == (2, 1)
+            assert c.recorders[0].all_txs(2) == []
             c.transports[1].send(0, lane_vote(1))
             await c.recorders[0].until(lambda: c.recorders[0].from_sender(1) == [lane_vote(1)])
         finally:

@@ -52,6 +52,10 @@ class Gossip:
         self.peer_id: str | None = None
         self.addrs: tuple[str, ...] = ()
         """Listen multiaddrs with ``/p2p/<peer id>``: what other nodes bootstrap from."""
+        self.peers: tuple[str, ...] = ()
+        """Connected libp2p peers (base58 ids)."""
+        self.identified = 0
+        """How many of them identify has described (protocols, listen addresses)."""
         self._config = config
         self._on_txs = on_txs
         self._trio: TrioGossip | None = None
@@ -126,7 +130,11 @@ class Gossip:
 
     async def wait_for_mesh(self, peers: int) -> None:
         """Return once at least ``peers`` peers are in our mesh for the topic."""
-        while self.counters.mesh_peers < peers:
+        await self.wait_until(lambda: self.counters.mesh_peers >= peers)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition`` holds; it is re-checked whenever the peers change."""
+        while not condition():
             self._peers_changed.clear()
             await self._peers_changed.wait()
 
@@ -157,6 +165,7 @@ class Gossip:
             if self._running:
                 self._on_txs(event.source, event.txs)
         elif isinstance(event, PeersChanged):
+            self.peers, self.identified = event.peers, event.identified
             self._peers_changed.set()
         elif isinstance(event, Started):
             if self._started is not None and not self._started.done():

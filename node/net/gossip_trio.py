@@ -77,7 +77,10 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class PeersChanged:
-    connected: int
+    """The connected peers (base58 ids) and how many identify has described so far."""
+
+    peers: tuple[str, ...]
+    identified: int
     mesh: int
 
 
@@ -262,16 +265,27 @@ class TrioGossip:
             await trio.sleep(self._config.redial_interval)
 
     async def _watch_peers(self, host: IHost, gossipsub: GossipSub) -> None:
-        last = (-1, -1)
+        last: PeersChanged | None = None
         topic = self._config.topic
+        peerstore = host.get_peerstore()
         while True:
-            connected = len(host.get_connected_peers())
+            connected = host.get_connected_peers()
+            # identify (run by the host on every new connection) fills in their protocols
+            identified = sum(1 for p in connected if _known_protocols(peerstore, p))
             mesh = len(gossipsub.mesh.get(topic, ()))
-            self._counters.connected_peers = connected
+            self._counters.connected_peers = len(connected)
             self._counters.mesh_peers = mesh
             pubsub = gossipsub.pubsub
             self._counters.topic_peers = len(pubsub.peer_topics.get(topic, ())) if pubsub else 0
-            if (connected, mesh) != last:
-                last = (connected, mesh)
-                self._emit(PeersChanged(connected, mesh))
+            state = PeersChanged(tuple(sorted(p.to_base58() for p in connected)), identified, mesh)
+            if state != last:
+                last = state
+                self._emit(state)
             await trio.sleep(MESH_POLL_INTERVAL)
+
+
+def _known_protocols(peerstore: Any, peer: Any) -> bool:
+    try:
+        return bool(peerstore.get_protocols(peer))
+    except KeyError:  # PeerStoreError: nothing recorded for this peer yet
+        return False

@@ -77,6 +77,25 @@ def test_three_nodes_in_a_line_deliver_a_batch_to_everyone_else() -> None:
     run(main(), timeout=120)
 
 
+def test_peers_are_found_from_bootstrap_addresses_and_identified() -> None:
+    """Each node connects to its bootstrap peer and identify describes every connection."""
+
+    async def main() -> None:
+        nodes = await start_line([Inbox(), Inbox(), Inbox()])
+        try:
+            middle = nodes[1]
+            ends = tuple(sorted(n.peer_id or "" for n in (nodes[0], nodes[2])))
+            async with asyncio.timeout(30):
+                await middle.wait_until(lambda: middle.peers == ends and middle.identified == 2)
+            assert middle.peer_id in nodes[0].peers
+            assert middle.counters.connected_peers == 2
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    run(main(), timeout=120)
+
+
 def test_small_publishes_within_the_batch_interval_travel_as_one_message() -> None:
     """Many small publish calls in quick succession are sent as a single gossip message."""
 

@@ -241,9 +241,11 @@ class PeerLink:
                 raise MalformedMessage(f"expected an ack, got {type(ack).__name__}")
             check_ack_mac(keys.receive, ack)
             frames = ack.frames
+            if frames == acked:
+                continue  # a repeat tells nothing new, and costs nothing
             if not acked < frames <= self._sent_index:
                 raise MalformedMessage(
-                    f"ack of frame {frames}, expected {acked + 1}..{self._sent_index}"
+                    f"ack of frame {frames}, expected {acked}..{self._sent_index}"
                 )
             acked = frames
             while self._unacked and self._unacked[0].index <= acked:

@@ -350,6 +350,8 @@ class GrpcTransport:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._config.ack_interval):
                         await self._until(state, soon, wake)
+            if state.processed == state.acked:
+                continue  # woken for frames the last ack already covered
             state.acked = state.processed
             await context.write(encode_ack(state.acked, keys.send))
 

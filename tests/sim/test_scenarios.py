@@ -70,3 +70,12 @@ def test_fast_path_dominates_and_takes_about_three_message_delays_when_all_is_we
     latencies = sorted(metrics.latencies_md)
     median = latencies[len(latencies) // 2]
     assert 2.5 < median < 4.5
+
+
+def test_hangover_is_measured_after_healed_faults_and_absent_without_faults() -> None:
+    """Fault scenarios get a hangover figure against their warm-up baseline; happy has none."""
+    assert compute_metrics(_run(4, "happy", 1)).hangover_ms is None
+    for name in ("partition", "crash"):
+        hangover = compute_metrics(_run(7, name, 1)).hangover_ms
+        assert hangover is not None
+        assert 0 <= hangover < 2000

@@ -13,7 +13,7 @@ import pytest
 from node.sim.runner import Job, replay_command, run_jobs
 from tests.sim.regressions import KNOWN_BUGS
 
-SWEEP = {10: 60, 7: 140, 4: 800}  # validators -> seeds; largest first for load balance
+SWEEP = {10: 150, 7: 250, 4: 600}  # validators -> seeds; largest first for load balance
 WORKERS = 2
 
 

@@ -248,6 +248,23 @@ class Mempool:
             evicted=tuple(victim.tx.hash for victim in victims),
         )
 
+    def precheck(self, tx: EthTx, account: Account) -> AddResult | None:
+        """The checks a node that does not own the sender's lane can make before forwarding:
+        the stateless ones, a nonce already used, and a balance that cannot pay. None: pass."""
+        rejected = self._check_stateless(tx)
+        if rejected is not None:
+            return rejected
+        if tx.nonce < account.nonce:
+            return AddResult.reject(
+                RejectReason.NONCE_TOO_LOW, f"nonce {tx.nonce}, next {account.nonce}"
+            )
+        cost = tx.max_cost(self.base_fee)
+        if account.balance < cost:
+            return AddResult.reject(
+                RejectReason.INSUFFICIENT_BALANCE, f"balance {account.balance}, needs {cost}"
+            )
+        return None
+
     def _check_stateless(self, tx: EthTx) -> AddResult | None:
         if tx.chain_id != self.chain_id:
             return AddResult.reject(

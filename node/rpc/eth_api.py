@@ -265,9 +265,10 @@ class EthApi:
         gas_cap = parse_quantity(call["gas"], 0, "call.gas") if call.get("gas") else None
         if gas_cap is not None and gas_cap < TRANSFER_GAS:
             raise RpcError(TX_REJECTED, f"gas required exceeds allowance ({gas_cap})")
+        block = _optional_block(params, 1)
         if call.get("from") is not None:
             sender = parse_address(call["from"], 0, "call.from")
-            _, balance = self._read_account(sender, _optional_block(params, 1))
+            _, balance = self._read_account(sender, block)
             if balance < value:
                 raise RpcError(TX_REJECTED, "insufficient funds for transfer")
         return encode_quantity(TRANSFER_GAS)

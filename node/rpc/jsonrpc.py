@@ -16,6 +16,7 @@ its transactions reaches the mempool in one step.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ class JsonRpcHandler:
             request = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(None, RpcError(PARSE_ERROR, f"parse error: {exc}"))
+        except RecursionError:
+            return _error(None, RpcError(PARSE_ERROR, "parse error: JSON nested too deeply"))
         if isinstance(request, list):
             return await self._handle_batch(request)
         responses = await self._run([self._parse_envelope(request)])
@@ -123,6 +126,8 @@ class JsonRpcHandler:
         request_id = request.get("id")
         if isinstance(request_id, bool) or not isinstance(request_id, str | int | float | None):
             return _error(None, RpcError(INVALID_REQUEST, "invalid request: bad id type"))
+        if isinstance(request_id, float) and not math.isfinite(request_id):
+            return _error(None, RpcError(INVALID_REQUEST, "invalid request: id is not finite"))
         if request.get("jsonrpc") != "2.0":
             return _error(
                 request_id, RpcError(INVALID_REQUEST, 'invalid request: jsonrpc must be "2.0"')
@@ -268,7 +273,7 @@ class JsonRpcServer:
 
     async def _on_post(self, request: web.Request) -> web.StreamResponse:
         too_big = request.content_length is not None and request.content_length > self._max_body
-        body = b"" if too_big else await request.content.read(self._max_body + 1)
+        body = b"" if too_big else await _read_capped(request, self._max_body + 1)
         if too_big or len(body) > self._max_body:
             error = RpcError(
                 INVALID_REQUEST,
@@ -305,3 +310,17 @@ class JsonRpcServer:
             response.headers["Access-Control-Allow-Headers"] = "Content-Type"
             response.headers["Access-Control-Max-Age"] = "600"
         return response
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes:
+    """The whole body, or its first ``limit`` bytes (``content.read(n)`` returns only what
+    has arrived so far, which cuts large bodies short)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -24,7 +24,7 @@ from node.crypto.signing import CachingVerifier, Ed25519Signer, Ed25519Verifier
 from node.execution.executor import execute_block
 from node.execution.state import Account
 from node.execution.tx import EthTx, UndecodableTx, recover_batch
-from node.mempool.mempool import Mempool, MempoolLimits, RejectReason
+from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
 from node.mempool.routing import lane_of
 from node.metrics.registry import Metrics
 from node.net.config import GrpcConfig
@@ -275,6 +275,10 @@ class ValidatorNode:
                 continue
             owner = lane_of(tx.sender, self.committee.size)
             if owner != self.index:
+                rejected = self.mempool.precheck(tx, self.chain.get_account(tx.sender))
+                if rejected is not None:
+                    results.append(self._rejection(rejected, tx))
+                    continue
                 forward.setdefault(owner, []).append(tx.raw)
                 results.append(SubmitResult.ok(tx.hash))
                 continue
@@ -289,12 +293,14 @@ class ValidatorNode:
         if result.accepted:
             self.metrics.mempool_admitted.inc()
             return SubmitResult.ok(tx.hash)
+        return self._rejection(result, tx)
+
+    def _rejection(self, result: AddResult, tx: EthTx) -> SubmitResult:
         reason = result.reason
         self.metrics.mempool_rejected.labels(reason=str(reason)).inc()
         text = GETH_REASONS.get(reason, str(reason)) if reason is not None else "rejected"
-        return SubmitResult.rejected(
-            f"{text}{': ' + result.detail if result.detail else ''}", tx.hash
-        )
+        detail = f": {result.detail}" if result.detail else ""
+        return SubmitResult.rejected(f"{text}{detail}", tx.hash)
 
     async def _ingest_forwarded(self) -> None:
         loop = asyncio.get_running_loop()

@@ -235,9 +235,11 @@ def fill(kv: LevelDBKV, chunks: int) -> None:
 
 def test_a_full_disk_is_fatal_with_a_clear_message(tiny_disk: Path) -> None:
     """Writing past the end of a 1 MiB filesystem raises FatalError saying the disk is full."""
-    with LevelDBKV(tiny_disk / "db", write_buffer_bytes=64 << 10) as kv:
-        with pytest.raises(FatalError, match=r"disk full while writing to the database at .*/db"):
-            fill(kv, chunks=64)
+    with (
+        LevelDBKV(tiny_disk / "db", write_buffer_bytes=64 << 10) as kv,
+        pytest.raises(FatalError, match=r"disk full while writing to the database at .*/db"),
+    ):
+        fill(kv, chunks=64)
 
 
 def test_a_read_only_directory_is_fatal_with_a_clear_message(frozen_dir: Path) -> None:

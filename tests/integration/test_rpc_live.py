@@ -91,11 +91,6 @@ def test_malformed_json_body_is_a_parse_error(testnet: Testnet, body: bytes) -> 
     assert reply["error"]["message"].startswith("parse error")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: JsonRpcHandler.handle_body catches ValueError/UnicodeDecodeError only; "
-    "json.loads raises RecursionError on deep nesting, aiohttp answers HTTP 500 text",
-)
 def test_deeply_nested_json_is_a_parse_error(testnet: Testnet) -> None:
     """JSON nested deeper than the parser can follow is a parse error, not a server crash."""
     status, text = _raw_post(testnet, b"[" * 100_000 + b"]" * 100_000)
@@ -150,11 +145,6 @@ def test_unknown_method_is_named_in_the_error(testnet: Testnet) -> None:
     assert "eth_mine" in reply["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: a JSON number id such as 1e400 parses to float('inf') and is echoed as "
-    "the bare token Infinity, which is not JSON (RFC 8259); strict clients cannot parse it",
-)
 def test_every_response_is_strict_json(testnet: Testnet) -> None:
     """Whatever id a request carries, the response is standard JSON (no NaN or Infinity)."""
     status, text = _raw_post(testnet, b'{"jsonrpc": "2.0", "id": 1e400, "method": "eth_chainId"}')
@@ -276,11 +266,6 @@ def test_every_method_with_parameters_has_a_bad_parameter_case() -> None:
     assert with_params <= {method for method, _, _ in BAD_PARAMS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: eth_estimateGas parses its block argument only when the call has a "
-    "'from' field, so a malformed block is accepted and 0x5208 returned",
-)
 def test_estimate_gas_rejects_a_malformed_block(testnet: Testnet) -> None:
     """eth_estimateGas checks its block argument even for a call without a sender."""
     reply = error_of(testnet, request("eth_estimateGas", {"to": ADDRESS}, "garbage"))
@@ -350,11 +335,6 @@ def test_unfunded_transfer_is_refused_by_its_lane_owner(testnet: Testnet) -> Non
     assert "insufficient funds" in reply["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: ValidatorNode.submit_raw_txs answers ok(hash) for any decodable tx of "
-    "another lane and forwards it; the owner's refusal never reaches the client",
-)
 def test_unfunded_transfer_is_refused_by_a_node_that_does_not_own_its_lane(
     testnet: Testnet,
 ) -> None:
@@ -447,11 +427,6 @@ def test_body_over_the_limit_is_refused_with_413(testnet: Testnet) -> None:
     assert "exceeds the limit of 5242880 bytes" in reply["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: JsonRpcServer._on_post reads request.content.read(max_body + 1), which "
-    "returns only what is buffered, so bodies over a few hundred KB are cut short (-32700)",
-)
 def test_large_body_under_the_limit_is_read_whole(testnet: Testnet) -> None:
     """A valid request of 2 MB (under the 5 MiB limit) is read whole and answered."""
     body = request("web3_clientVersion")

@@ -48,7 +48,7 @@ from node.types.messages import Block, Message
 MAX_EVENTS = 3_000_000
 MID_STEP_PATIENCE = 200 * US_PER_MS
 PROBE_EVERY = 25 * US_PER_MS
-SETTLE_AFTER_RECOVERY = 150 * US_PER_MS
+SETTLE_AFTER_RECOVERY = 400 * US_PER_MS  # leaves time to observe hangover
 INBOX_SIZE = 256
 REDELIVERY_SPACING = 20  # clock ticks between re-delivered messages
 

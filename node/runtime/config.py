@@ -6,6 +6,7 @@ file and the field, so an operator sees exactly what to fix and the node exits n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -253,3 +254,15 @@ def load_validator_key(path: Path) -> bytes:
     if len(seed) != 32:
         raise ConfigError(f"{path}: seed must be 32 bytes")
     return seed
+
+
+def p2p_identity_seed(validator_seed: bytes) -> bytes:
+    """The libp2p identity of a validator, derived from (never equal to) its validator key."""
+    return hashlib.sha256(b"lanenet-p2p/" + validator_seed).digest()
+
+
+def p2p_peer_id(identity_seed: bytes) -> str:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(create_new_key_pair(identity_seed).public_key).to_base58()

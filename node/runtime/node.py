@@ -27,7 +27,8 @@ from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
 from node.mempool.routing import lane_of
 from node.metrics.registry import Metrics
-from node.net.config import GrpcConfig
+from node.net.config import GossipConfig, GrpcConfig
+from node.net.gossip import Gossip
 from node.net.grpc_transport import GrpcTransport
 from node.protocol.effects import (
     Broadcast,
@@ -44,7 +45,7 @@ from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFire
 from node.protocol.replica import Replica
 from node.rpc.chain_view import SubmitResult
 from node.rpc.height_watch import HeightWatch
-from node.runtime.config import Genesis, NodeConfig
+from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
@@ -127,6 +128,17 @@ class ValidatorNode:
             self._on_forwarded_txs,
             self.verifier,
         )
+        self.gossip: Gossip | None = None
+        if config.p2p_enabled:
+            self.gossip = Gossip(
+                GossipConfig(
+                    enabled=True,
+                    listen=f"/ip4/{config.listen_host}/tcp/{config.p2p_port}",
+                    bootstrap=config.p2p_bootstrap,
+                    identity_seed=p2p_identity_seed(seed),
+                ),
+                self._on_gossip_txs,
+            )
         self.forwarded: list[bytes] = []
         self.forwarded_event = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -139,6 +151,9 @@ class ValidatorNode:
             return
         self.metrics.messages_in.labels(type=type(message).__name__).inc()
         self.events.put_nowait(MessageReceived(now_ms(), sender, message))
+
+    def _on_gossip_txs(self, source: str, txs: list[bytes]) -> None:
+        self._on_forwarded_txs(-1, txs)  # only this lane's transactions are kept
 
     def _on_forwarded_txs(self, sender: int, txs: list[bytes]) -> None:
         self.forwarded.extend(txs)
@@ -283,8 +298,11 @@ class ValidatorNode:
                 results.append(SubmitResult.ok(tx.hash))
                 continue
             results.append(self._admit(tx))
+        connected = self.transport.connected_peers()
         for owner, batch in forward.items():
-            self.transport.send_raw_txs(owner, batch)
+            self.transport.send_raw_txs(owner, batch)  # buffered until the link is up
+            if owner not in connected and self.gossip is not None and self.gossip.running:
+                self.gossip.publish_txs(batch)  # best-effort second path while it is down
         self.metrics.mempool_txs.set(self.mempool.size)
         return results
 
@@ -335,6 +353,8 @@ class ValidatorNode:
         while True:
             await asyncio.sleep(1.0)
             self.metrics.peers.labels(transport="grpc").set(len(self.transport.connected_peers()))
+            if self.gossip is not None:
+                self.metrics.peers.labels(transport="libp2p").set(len(self.gossip.peers))
             for lane, (pos, _digest) in enumerate(self.replica.lanes.last_voted):
                 self.metrics.lane_tip.labels(lane=str(lane)).set(pos)
 
@@ -343,6 +363,8 @@ class ValidatorNode:
     async def run(self) -> None:
         """Run until ``stop()``; servers are started by the caller around this."""
         await self.transport.start()
+        if self.gossip is not None and not await self.gossip.start():
+            log.warning("p2p_disabled", reason="libp2p gossip did not start; gRPC only")
         log.info(
             "node_started",
             node=self.config.name,
@@ -365,6 +387,8 @@ class ValidatorNode:
         finally:
             for handle in self.timers.values():
                 handle.cancel()
+            if self.gossip is not None:
+                await self.gossip.stop()
             await self.transport.stop()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.exec_pool.shutdown(wait=True, cancel_futures=True)

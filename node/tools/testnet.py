@@ -24,7 +24,14 @@ from pathlib import Path
 from node.crypto.signing import Ed25519Signer
 from node.execution.signing import address_of
 from node.protocol.config import ProtocolConfig
-from node.runtime.config import Genesis, NodeConfig, PeerAddress, load_node_config
+from node.runtime.config import (
+    Genesis,
+    NodeConfig,
+    PeerAddress,
+    load_node_config,
+    p2p_identity_seed,
+    p2p_peer_id,
+)
 from node.types.committee import Validator
 from node.types.errors import ConfigError
 
@@ -83,6 +90,7 @@ def generate(
     (directory / "genesis.json").write_text(genesis.to_json())
     (directory / "accounts.json").write_text(json.dumps(accounts, indent=2) + "\n")
     peers = tuple(PeerAddress(i, host, ports.grpc + i) for i in range(validators))
+    peer_ids = [p2p_peer_id(p2p_identity_seed(seed)) for seed in seeds] if p2p else []
     for i, seed in enumerate(seeds):
         node_dir = directory / f"node{i}"
         node_dir.mkdir(exist_ok=True)
@@ -104,8 +112,12 @@ def generate(
             p2p_port=ports.p2p + i,
             p2p_enabled=p2p,
             p2p_bootstrap=tuple(
-                f"/ip4/{host}/tcp/{ports.p2p + j}" for j in range(validators) if j != i
-            )[:2],
+                f"/ip4/{host}/tcp/{ports.p2p + j}/p2p/{peer_ids[j]}"
+                for j in range(validators)
+                if j != i
+            )[:2]
+            if p2p
+            else (),
             peers=tuple(p for p in peers if p.index != i),
         )
         (node_dir / "config.toml").write_text(config.to_toml())

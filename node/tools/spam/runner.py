@@ -340,6 +340,11 @@ def _add_notes(
             "the spammer fell behind its schedule (p99 send lag above 5 batch intervals): "
             "the load generator, not only the nodes, limited this run"
         )
+    if ledger.counts().rejected:
+        notes.append(
+            "nonces are pre-signed: a refused transaction leaves the later ones of its account "
+            "behind a nonce gap (refused as such, or pending until --settle ends)"
+        )
     if ledger.rejected_then_committed:
         notes.append(
             f"{ledger.rejected_then_committed} transactions reported rejected were "

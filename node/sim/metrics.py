@@ -12,7 +12,8 @@
   honest nodes of (commit time - P(s)) (infinite if no honest node committed s), and B the
   median L(s) over slots proposed during the fault-free warm-up. A slot is *good* if its
   first leader is honest and L(s) <= max(1.5 B, B + 2 md). Consider the honest-led slots
-  with H <= P(s) < horizon = next fault start (or, after the last fault, run end -
+  with H <= P(s) < horizon = next fault start - the good-latency limit (a slot proposed
+  later may be slowed by that next fault) (or, after the last fault, run end -
   max(2 B, 50 ms), as the last slots of a run have no time to commit), in slot order; the
   hangover is P(first slot after the last bad one) - H, or (horizon - H) if the last one is
   bad or there is none. So 0 means the protocol was back to baseline latency from the first
@@ -109,7 +110,9 @@ def compute_hangover(result: RunResult) -> float | None:
     worst: float | None = None
     tail = max(TAIL_BASELINES * baseline, TAIL_MIN)
     for i, (_, heal) in enumerate(windows):
-        horizon = windows[i + 1][0] if i + 1 < len(windows) else int(result.end - tail)
+        # A slot proposed less than `limit` before the next fault may be slowed by that
+        # fault, not by this one: it belongs to neither window.
+        horizon = windows[i + 1][0] - int(limit) if i + 1 < len(windows) else int(result.end - tail)
         if horizon <= heal:
             continue
         after = [s for s in led if heal <= first_prepare[s] < horizon]

@@ -10,15 +10,18 @@
 * hangover (milliseconds), after each fault heals at time H (faults closer than the baseline
   latency are merged): let P(s) be the first Prepare time of slot s, L(s) the median over
   honest nodes of (commit time - P(s)) (infinite if no honest node committed s), and B the
-  median L(s) over slots proposed during the fault-free warm-up. A slot is *good* if its
-  first leader is honest and L(s) <= max(1.5 B, B + 2 md). Consider the honest-led slots
-  with H <= P(s) < horizon = next fault start - the good-latency limit (a slot proposed
-  later may be slowed by that next fault) (or, after the last fault, run end -
-  max(2 B, 50 ms), as the last slots of a run have no time to commit), in slot order; the
-  hangover is P(first slot after the last bad one) - H, or (horizon - H) if the last one is
-  bad or there is none. So 0 means the protocol was back to baseline latency from the first
-  new proposal; the blip itself (slots proposed before H) is not counted. A window with
-  horizon <= H was not observed and is skipped; the run's figure is the largest one.
+  median L(s) over slots proposed during the fault-free warm-up. A slot is *good* if
+  L(s) <= max(2 B, B + 4 md) (room for jitter). Only slots whose first leader is honest
+  count. The window after H ends at its horizon: the next fault's start minus that limit
+  (a slot proposed later may be slowed by the next fault), or, after the last fault, run
+  end - max(2 B, 50 ms) (the last slots of a run have no time to commit). Then
+  hangover = max(T1, T2) - H, where T1 is when the last slot proposed before H committed
+  (the blip's backlog is drained; H if it already was) and T2 is P(first slot after the
+  last bad one) among slots with H <= P(s) < horizon (H if none is bad); it is
+  horizon - H if the backlog or the last slot never commits, or no slot follows the last
+  bad one. So 0 means everything after the heal ran at baseline latency; the time slots
+  are naturally apart is not counted. A window with horizon <= H was not observed and is
+  skipped; the run's figure is the largest one.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from node.sim.harness import RunResult
 
-GOOD_FACTOR = 1.5
-GOOD_SLACK_MD = 2.0
+GOOD_FACTOR = 2.0
+GOOD_SLACK_MD = 4.0
 TAIL_BASELINES = 2
 TAIL_MIN = 50_000  # clock ticks: slots proposed this close to the end may not commit in time
 
@@ -107,21 +110,23 @@ def compute_hangover(result: RunResult) -> float | None:
     baseline = statistics.median(finite)
     limit = max(GOOD_FACTOR * baseline, baseline + GOOD_SLACK_MD * result.mean_delay)
     windows = merged_windows(scenario.fault_windows, baseline)
-    worst: float | None = None
     tail = max(TAIL_BASELINES * baseline, TAIL_MIN)
+    worst: float | None = None
     for i, (_, heal) in enumerate(windows):
-        # A slot proposed less than `limit` before the next fault may be slowed by that
-        # fault, not by this one: it belongs to neither window.
-        horizon = windows[i + 1][0] - int(limit) if i + 1 < len(windows) else int(result.end - tail)
+        last = i + 1 == len(windows)
+        horizon = int(result.end - tail) if last else windows[i + 1][0] - int(limit)
         if horizon <= heal:
             continue
+        backlog = [first_prepare[s] + latency[s] for s in led if first_prepare[s] < heal]
+        drained = max([heal, *backlog])
         after = [s for s in led if heal <= first_prepare[s] < horizon]
-        hangover = _hangover_after(heal, horizon, after, first_prepare, latency, limit)
+        resumed = _resumed_at(heal, horizon, after, first_prepare, latency, limit)
+        hangover = min(max(drained, resumed), horizon) - heal
         worst = hangover if worst is None else max(worst, hangover)
     return None if worst is None else worst / 1000.0
 
 
-def _hangover_after(
+def _resumed_at(
     heal: int,
     horizon: int,
     slots: Sequence[int],
@@ -129,14 +134,14 @@ def _hangover_after(
     latency: dict[int, float],
     limit: float,
 ) -> float:
-    if not slots:
-        return float(horizon - heal)
+    """When good slots resumed for good: H if no slot after H is bad, else the Prepare of
+    the slot after the last bad one (the horizon if there is none)."""
     bad = [i for i, s in enumerate(slots) if latency[s] > limit]
     if not bad:
-        return float(first_prepare[slots[0]] - heal)
+        return float(heal)
     if bad[-1] + 1 >= len(slots):
-        return float(horizon - heal)
-    return float(first_prepare[slots[bad[-1] + 1]] - heal)
+        return float(horizon)
+    return float(first_prepare[slots[bad[-1] + 1]])
 
 
 @dataclass(slots=True)

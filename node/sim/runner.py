@@ -80,8 +80,11 @@ def summarize(outcomes: Iterable[Outcome], out: TextIO, verbose: bool) -> Aggreg
                 print(f"  {violation}", file=out)
             print(f"  replay: {replay_command(outcome.job)}", file=out)
         elif verbose:
+            metrics = outcome.metrics
+            hangover = "-" if metrics.hangover_ms is None else f"{metrics.hangover_ms:.0f} ms"
             print(
-                f"ok seed {outcome.job.seed}: {outcome.metrics.commits} commits, "
+                f"ok seed {outcome.job.seed}: {metrics.commits} commits, "
+                f"{metrics.fast}/{metrics.fast + metrics.slow} fast, hangover {hangover}, "
                 f"{outcome.events} events",
                 file=out,
             )

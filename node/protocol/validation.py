@@ -23,6 +23,7 @@ from node.types.messages import (
 )
 
 U64_LIMIT = 1 << 64
+POA_CACHE = 16384
 
 
 def fits_u64(*values: int) -> bool:
@@ -37,6 +38,7 @@ class MessageChecker:
         self.committee = committee
         self.verifier = verifier
         self.chain_id = committee.chain_id
+        self._good_poas: dict[tuple[int, int, bytes, tuple[int, ...], tuple[bytes, ...]], None] = {}
 
     def _signed(
         self, kind: MsgKind, first: int, second: int, digest: bytes, signer: int, sig: bytes
@@ -80,6 +82,18 @@ class MessageChecker:
         )
 
     def is_valid_poa(self, poa: PoA) -> bool:
+        """Checked once: the same PoA rides in many cuts, cars and timeouts."""
+        key = (poa.lane, poa.pos, poa.car_digest, poa.signers, poa.signatures)
+        if key in self._good_poas:
+            return True
+        if not self._check_poa(poa):
+            return False
+        self._good_poas[key] = None
+        if len(self._good_poas) > POA_CACHE:
+            del self._good_poas[next(iter(self._good_poas))]
+        return True
+
+    def _check_poa(self, poa: PoA) -> bool:
         return (
             self.committee.is_member(poa.lane)
             and poa.pos >= 1

@@ -37,7 +37,7 @@ TARGET_P50_MS = 1000
 TARGET_P99_MS = 3000
 TARGET_RSS_MB = 400
 # "not growing": the last quarter's mean RSS at most this much above the second quarter's
-GROWTH_LIMIT_MB = 20.0
+GROWTH_LIMIT_MB = 10.0
 GROWTH_LIMIT_FRACTION = 0.05
 STEADY_FRACTION = 0.97
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -56,34 +56,21 @@ class LiveProgress:
 
 
 def render(s: Snapshot | None) -> Table:
-    table = Table(title="lanenet spam", title_justify="left")
-    for name in (
-        "phase",
-        "elapsed",
-        "sent",
-        "accepted",
-        "rejected",
-        "committed",
-        "pending",
-        "TPS (5 s)",
-        "p50",
-        "height",
-    ):
-        table.add_column(name, justify="right")
+    """Three short lines (fits an 80-column terminal)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
     if s is None:
-        table.add_row("starting", *["-"] * 9)
-        return table
+        grid.add_row("[bold]lanenet spam[/] starting")
+        return grid
     c = s.counts
-    table.add_row(
-        s.phase,
-        f"{s.elapsed_s:.1f} s",
-        str(c.sent),
-        str(c.accepted),
-        str(c.rejected),
-        str(c.committed),
-        str(c.pending),
-        f"{s.tps:.0f} / {s.target_tps}",
-        "-" if s.p50_ms is None else f"{s.p50_ms} ms",
-        str(s.height),
+    p50 = "-" if s.p50_ms is None else f"{s.p50_ms} ms"
+    grid.add_row(
+        f"[bold]lanenet spam[/] {s.phase}  {s.elapsed_s:.1f} s  "
+        f"target {s.target_tps} tx/s  height {s.height}"
     )
-    return table
+    grid.add_row(
+        f"sent {c.sent}  accepted {c.accepted}  rejected {c.rejected}  "
+        f"committed {c.committed}  pending {c.pending}"
+    )
+    grid.add_row(f"TPS (last 5 s) {s.tps:.0f}  latency p50 (recent) {p50}")
+    return grid

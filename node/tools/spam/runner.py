@@ -278,7 +278,7 @@ class _Run:
             progress.close()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
-        _add_notes(notes, ledger, watcher, self.feed, settled, interrupted, self.cfg)
+        _add_notes(notes, ledger, sender, self.feed, settled, interrupted, self.cfg)
 
     async def _show(
         self, progress: Progress, ledger: Ledger, watcher: Watcher, start: float
@@ -317,7 +317,7 @@ def _on_sigint(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[boo
 def _add_notes(
     notes: list[str],
     ledger: Ledger,
-    watcher: Watcher,
+    sender: Sender,
     feed: BlockFeed,
     settled: bool,
     interrupted: list[bool],
@@ -339,6 +339,11 @@ def _add_notes(
         notes.append(
             "the spammer fell behind its schedule (p99 send lag above 5 batch intervals): "
             "the load generator, not only the nodes, limited this run"
+        )
+    if sender.cap_waits:
+        notes.append(
+            f"{sender.cap_waits} batches waited for one of the {sender.max_inflight} "
+            "in-flight RPC slots: the nodes answered too slowly for an open loop"
         )
     if ledger.counts().rejected:
         notes.append(

@@ -107,6 +107,8 @@ class Sender:
         self._slots = asyncio.Semaphore(max_inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
+        self.max_inflight = max_inflight
+        self.cap_waits = 0  # batches that waited for a free in-flight slot
 
     async def run(self, source: BatchSource, start: float, group: asyncio.TaskGroup) -> None:
         """Send every batch of ``source``, batch ``k`` at ``start + offset_k``, until the
@@ -118,6 +120,8 @@ class Sender:
             await self._clock.sleep_until(start + batch.plan.offset_ms / 1000)
             if self.stop.is_set():
                 break
+            if self._slots.locked():
+                self.cap_waits += 1
             await self._slots.acquire()
             now = self._clock.wall_ms()
             self._ledger.on_sent(batch.plan.first_tx, batch.hashes, batch.send_ms, now)

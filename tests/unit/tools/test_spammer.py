@@ -15,11 +15,12 @@ from coincurve import PrivateKey
 from node.execution.signing import address_of, sign_1559
 from node.execution.tx import decode_tx
 from node.mempool.routing import lane_of
+from node.rpc.chain_view import BlockInfo
 from node.rpc.fake_chain import FakeChain
-from node.rpc.grpc_api import serve_client_api
+from node.rpc.grpc_api import ClientApiClient, serve_client_api
 from node.rpc.jsonrpc import JsonRpcServer
 from node.tools import spammer
-from node.tools.spam.endpoints import Endpoint, Outcome, SeenBlock
+from node.tools.spam.endpoints import Endpoint, GrpcBlockFeed, Outcome, SeenBlock
 from node.tools.spam.keys import SINK, TransferSigner, derive_pool, lane_groups
 from node.tools.spam.ledger import Ledger, percentile, reason_key
 from node.tools.spam.plan import (
@@ -398,6 +399,50 @@ def test_watcher_commits_what_blocks_hold_and_settles() -> None:
             assert await watcher.settle(30.0)
             watching.cancel()
         assert ledger.counts().committed == 6 and watcher.height == 2
+
+    asyncio.run(main())
+
+
+class ExecutedOnlyChain(FakeChain):
+    """Lists only executed blocks, as the node's ChainView does (FakeChain lists committed)."""
+
+    def get_block(self, height: int, *, full_txs: bool = False) -> BlockInfo | None:
+        if height > self.executed_height():
+            return None
+        return super().get_block(height, full_txs=full_txs)
+
+
+def test_grpc_feed_reopens_the_stream_when_the_node_streams_past_execution() -> None:
+    """StreamBlocks ends with NOT_FOUND when a committed block is not executed yet; the feed
+    re-opens it from the same height and still delivers every block once, in order."""
+    dev = b"\xd0" * 32
+    chain = ExecutedOnlyChain(
+        chain_id=CHAIN_ID, balances={address_of(dev): 10**21}, auto_commit=False
+    )
+    signer = TransferSigner(CHAIN_ID)
+
+    async def main() -> None:
+        server, port = await serve_client_api(chain, port=0)
+        try:
+            async with ClientApiClient(f"127.0.0.1:{port}") as client:
+                feed = GrpcBlockFeed(client)
+                blocks = feed.blocks(1)
+                first = asyncio.ensure_future(anext(blocks))
+                raws = [signer.sign(PrivateKey(dev), n, SINK, 1)[0] for n in range(2)]
+                results = await chain.submit_raw_txs(raws)
+                assert all(r.accepted for r in results)
+                for r in results:
+                    chain.commit([r.tx_hash or b""])
+                while feed.reconnects == 0:  # block 1 is committed, not executed
+                    await asyncio.sleep(0.01)
+                chain.execute()
+                got = [await first, await anext(blocks)]
+                await blocks.aclose()
+        finally:
+            await server.stop(None)
+        assert [b.height for b in got] == [1, 2]
+        assert all(len(b.tx_hashes) == 1 and b.commit_ms for b in got)
+        assert "NOT_FOUND" in feed.last_error
 
     asyncio.run(main())
 

@@ -131,9 +131,10 @@ class ClientService:
     ) -> AsyncIterator[codec.BlockSummaryMsg]:
         self._metrics.rpc_requests.labels(api="grpc", method="StreamBlocks", outcome="ok").inc()
         start = codec.stream_start(request)
-        next_height = self._chain.committed_height() + 1 if start is None else start
+        # Blocks are listed once executed (their receipts exist): follow the executed height.
+        next_height = self._chain.executed_height() + 1 if start is None else start
         while True:
-            while next_height <= self._chain.committed_height():
+            while next_height <= self._chain.executed_height():
                 block = self._chain.get_block(next_height)
                 if block is None:
                     await _abort(

@@ -56,6 +56,7 @@ log = structlog.get_logger("lanenet.node")
 
 FEE_SINK = bytes.fromhex("0000000000000000000000000000000000000fee")
 MAX_QUEUED_MESSAGES = 50_000
+STEP_BATCH = 256
 RECENT_BLOCK_TIMES = 4096
 GETH_REASONS = {
     RejectReason.NONCE_TOO_LOW: "nonce too low",
@@ -162,19 +163,23 @@ class ValidatorNode:
     # ------------------------------------------------------------ the driver
 
     def _apply(self, effects: list[Effect]) -> None:
-        """Carry out effects in order; pending Persists are made durable (one fsync) before
-        anything that could reveal them leaves the node."""
-        pending: list[Persist] = []
+        """Carry out the effects of one or more steps with a single fsync: delivered blocks are
+        saved first (a block before its ordering checkpoint), then every Persist in one
+        durable batch, then messages and timers. Holding a send back until later steps'
+        records are durable is always safe; revealing a record before it is durable is not."""
+        persists: list[Persist] = []
+        rest: list[Effect] = []
         for effect in effects:
             if isinstance(effect, Persist):
-                pending.append(effect)
-                continue
-            if pending and isinstance(effect, Send | Broadcast | Deliver):
-                self.consensus_store.save(pending)
-                pending = []
+                persists.append(effect)
+            elif isinstance(effect, Deliver | Committed):
+                self._apply_one(effect)
+            else:
+                rest.append(effect)
+        if persists:
+            self.consensus_store.save(persists)
+        for effect in rest:
             self._apply_one(effect)
-        if pending:
-            self.consensus_store.save(pending)
 
     def _apply_one(self, effect: Effect) -> None:
         if isinstance(effect, Send):
@@ -230,15 +235,20 @@ class ValidatorNode:
         self.metrics.commits.labels(path="fast" if effect.fast else "slow").inc()
 
     async def _drive(self) -> None:
+        """Step the replica through queued events in batches of up to STEP_BATCH, so one
+        fsync covers every vote and car record of the batch."""
         self._apply(self.replica.step(Start(now_ms())))
-        handled = 0
         while True:
-            event = await self.events.get()
-            self._apply(self.replica.step(event))
-            handled += 1
-            if handled % 64 == 0:
-                self.metrics.queue_depth.labels(queue="events").set(self.events.qsize())
-                await asyncio.sleep(0)  # let I/O run even under a constant stream of events
+            effects = self.replica.step(await self.events.get())
+            for _ in range(STEP_BATCH - 1):
+                try:
+                    event = self.events.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                effects += self.replica.step(event)
+            self._apply(effects)
+            self.metrics.queue_depth.labels(queue="events").set(self.events.qsize())
+            await asyncio.sleep(0)  # let I/O run even under a constant stream of events
 
     # ------------------------------------------------------------ execution
 

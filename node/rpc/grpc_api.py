@@ -131,10 +131,9 @@ class ClientService:
     ) -> AsyncIterator[codec.BlockSummaryMsg]:
         self._metrics.rpc_requests.labels(api="grpc", method="StreamBlocks", outcome="ok").inc()
         start = codec.stream_start(request)
-        # Blocks are listed once executed (their receipts exist): follow the executed height.
-        next_height = self._chain.executed_height() + 1 if start is None else start
+        next_height = self._chain.committed_height() + 1 if start is None else start
         while True:
-            while next_height <= self._chain.executed_height():
+            while next_height <= self._chain.committed_height():
                 block = self._chain.get_block(next_height)
                 if block is None:
                     await _abort(

@@ -13,6 +13,7 @@ in order (servers, transport, then the database).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ from node.protocol.replica import Replica
 from node.rpc.chain_view import SubmitResult
 from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
+from node.runtime.observe import ProtocolObserver
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
@@ -93,6 +95,7 @@ class ValidatorNode:
                 f"{config.key_path}: this key is not validator {config.index}'s key in genesis"
             )
         self.metrics = metrics or Metrics(node_id=config.name)
+        self.observer = ProtocolObserver(config.index, self.metrics, time.monotonic)
         self.verifier = CachingVerifier(
             Ed25519Verifier([v.public_key for v in committee.validators])
         )
@@ -151,6 +154,7 @@ class ValidatorNode:
             self.metrics.messages_rejected.labels(reason="queue full").inc()
             return
         self.metrics.messages_in.labels(type=type(message).__name__).inc()
+        self.observer.inbound(message)
         self.events.put_nowait(MessageReceived(now_ms(), sender, message))
 
     def _on_gossip_txs(self, source: str, txs: list[bytes]) -> None:
@@ -185,9 +189,11 @@ class ValidatorNode:
         if isinstance(effect, Send):
             self.transport.send(effect.to, effect.message)
             self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+            self.observer.outbound(effect.message)
         elif isinstance(effect, Broadcast):
             self.transport.broadcast(effect.message)
             self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+            self.observer.outbound(effect.message)
         elif isinstance(effect, SetTimer):
             self._set_timer(effect.timer, effect.delay_ms)
         elif isinstance(effect, CancelTimer):
@@ -233,6 +239,7 @@ class ValidatorNode:
         self.metrics.slot.set(self.slot)
         self.metrics.view.set(effect.view)
         self.metrics.commits.labels(path="fast" if effect.fast else "slow").inc()
+        self.observer.committed(effect.slot)
 
     async def _drive(self) -> None:
         """Step the replica through queued events in batches of up to STEP_BATCH, so one
@@ -360,8 +367,13 @@ class ValidatorNode:
             self.metrics.mempool_bytes.set(self.mempool.size_bytes)
 
     async def _report(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            if ticks % 10 == 0:
+                self.metrics.db_size.labels(tier="hot").set(dir_size(self.config.data_dir / "db"))
+                self.metrics.db_size.labels(tier="archive").set(dir_size(self.config.archive_dir))
+            ticks += 1
             self.metrics.peers.labels(transport="grpc").set(len(self.transport.connected_peers()))
             if self.gossip is not None:
                 self.metrics.peers.labels(transport="libp2p").set(len(self.gossip.peers))
@@ -411,3 +423,23 @@ class ValidatorNode:
 
 def data_path(config: NodeConfig) -> Path:
     return config.data_dir
+
+
+def dir_size(path: Path) -> int:
+    """Bytes in the regular files under ``path`` (0 if it does not exist)."""
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total

@@ -1,7 +1,12 @@
 """`lanenet testnet generate|up|down|status`: a local multi-process testnet on loopback.
 
 generate writes, under DIR: genesis.json, accounts.json (dev accounts with private keys, like
-anvil's), and nodeN/{config.toml, validator_key.json}. up starts one `lanenet node run`
+anvil's), and nodeN/{config.toml, validator_key.json}. By default every node listens on one
+host with its own ports (base + index); for containers, where each node has its own network
+namespace, a ``Layout`` gives every node the base ports (``same_ports``), a bind address
+(``listen_host``, e.g. 0.0.0.0), a per-node peer host (``host_template``, e.g. "node{i}", a
+DNS name that libp2p dials as /dns4/) and absolute data and archive directories (volumes).
+up starts one `lanenet node run`
 process per validator (logs in nodeN/node.log, pid in nodeN/pid); down stops them (SIGTERM,
 then SIGKILL after a grace period); status asks every node's JSON-RPC for its heights.
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -55,6 +61,62 @@ class Ports:
     p2p: int = 4001
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the nodes of a testnet listen and find each other.
+
+    The default is the local layout: every node on ``host`` with ports base + index. For
+    containers: ``same_ports`` gives every node the base ports, ``listen_host`` is what a node
+    binds (e.g. 0.0.0.0) when that differs from the address peers dial, ``host_template``
+    ("node{i}") names each node's peer host, and absolute ``data_dir``/``archive_dir`` point
+    into volumes (relative ones are per node directory, as the config resolves them).
+    """
+
+    host: str = "127.0.0.1"
+    listen_host: str | None = None
+    host_template: str | None = None
+    same_ports: bool = False
+    data_dir: Path = Path("data")
+    archive_dir: Path = Path("archive")
+
+    def validate(self) -> None:
+        if self.host_template is not None:
+            try:
+                probe = self.host_template.format(i=0)
+            except (KeyError, IndexError, ValueError):
+                raise ConfigError(
+                    f"host template {self.host_template!r} may use only {{i}} (the node index)"
+                ) from None
+            if not probe or probe == self.host_template.format(i=1):
+                raise ConfigError(
+                    f"host template {self.host_template!r} must contain {{i}} "
+                    "so that every node gets its own host"
+                )
+        if self.same_ports and self.host_template is None:
+            raise ConfigError(
+                "same ports need a host template (one host per node): on one host the nodes' "
+                "ports would collide"
+            )
+
+    def peer_host(self, i: int) -> str:
+        return self.host if self.host_template is None else self.host_template.format(i=i)
+
+    def bind_host(self, i: int) -> str:
+        return self.listen_host if self.listen_host is not None else self.peer_host(i)
+
+    def offset(self, i: int) -> int:
+        return 0 if self.same_ports else i
+
+
+def _multiaddr_host(host: str) -> str:
+    """The multiaddr prefix for ``host``: /ip4 or /ip6 for literals, /dns4 for names."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"/dns4/{host}"
+    return f"/ip{address.version}/{host}"
+
+
 def dev_private_key(i: int, salt: bytes) -> bytes:
     return hashlib.sha256(b"lanenet-dev-account/" + salt + b"/%d" % i).digest()
 
@@ -68,10 +130,17 @@ def generate(
     deterministic: bool = False,
     p2p: bool = True,
     protocol: ProtocolConfig = TESTNET_PROTOCOL,
+    layout: Layout | None = None,
 ) -> Genesis:
-    """Write keys, genesis and per-node configs for ``validators`` nodes under ``directory``."""
+    """Write keys, genesis and per-node configs for ``validators`` nodes under ``directory``.
+
+    ``layout`` (default: every node on ``host``, ports base + index) says where nodes listen
+    and find each other; ``host`` is ignored when a layout is given.
+    """
     if validators < 1:
         raise ConfigError("a testnet needs at least one validator")
+    layout = layout if layout is not None else Layout(host=host)
+    layout.validate()
     directory.mkdir(parents=True, exist_ok=True)
     salt = b"deterministic" if deterministic else os.urandom(16)
     seeds = [
@@ -89,8 +158,15 @@ def generate(
     genesis = Genesis(chain_id, members, protocol, alloc, genesis_time=int(time.time()))
     (directory / "genesis.json").write_text(genesis.to_json())
     (directory / "accounts.json").write_text(json.dumps(accounts, indent=2) + "\n")
-    peers = tuple(PeerAddress(i, host, ports.grpc + i) for i in range(validators))
+    peers = tuple(
+        PeerAddress(i, layout.peer_host(i), ports.grpc + layout.offset(i))
+        for i in range(validators)
+    )
     peer_ids = [p2p_peer_id(p2p_identity_seed(seed)) for seed in seeds] if p2p else []
+    bootstrap = [
+        f"{_multiaddr_host(layout.peer_host(j))}/tcp/{ports.p2p + layout.offset(j)}/p2p/{pid}"
+        for j, pid in enumerate(peer_ids)
+    ]
     for i, seed in enumerate(seeds):
         node_dir = directory / f"node{i}"
         node_dir.mkdir(exist_ok=True)
@@ -102,22 +178,16 @@ def generate(
             index=i,
             genesis_path=Path("../genesis.json"),
             key_path=Path("validator_key.json"),
-            data_dir=Path("data"),
-            archive_dir=Path("archive"),
-            listen_host=host,
-            grpc_port=ports.grpc + i,
-            client_port=ports.client + i,
-            jsonrpc_port=ports.jsonrpc + i,
-            metrics_port=ports.metrics + i,
-            p2p_port=ports.p2p + i,
+            data_dir=layout.data_dir,
+            archive_dir=layout.archive_dir,
+            listen_host=layout.bind_host(i),
+            grpc_port=ports.grpc + layout.offset(i),
+            client_port=ports.client + layout.offset(i),
+            jsonrpc_port=ports.jsonrpc + layout.offset(i),
+            metrics_port=ports.metrics + layout.offset(i),
+            p2p_port=ports.p2p + layout.offset(i),
             p2p_enabled=p2p,
-            p2p_bootstrap=tuple(
-                f"/ip4/{host}/tcp/{ports.p2p + j}/p2p/{peer_ids[j]}"
-                for j in range(validators)
-                if j != i
-            )[:2]
-            if p2p
-            else (),
+            p2p_bootstrap=tuple(a for j, a in enumerate(bootstrap) if j != i)[:2],
             peers=tuple(p for p in peers if p.index != i),
         )
         (node_dir / "config.toml").write_text(config.to_toml())

@@ -54,9 +54,42 @@ def main(argv: list[str]) -> int:
     gen.add_argument("--validators", type=int, default=4)
     gen.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     gen.add_argument("--chain-id", type=int, default=7357)
-    gen.add_argument("--host", default="127.0.0.1")
+    gen.add_argument("--host", default="127.0.0.1", help="every node's host (local layout)")
     gen.add_argument("--no-p2p", action="store_true", help="disable libp2p gossip")
     gen.add_argument("--force", action="store_true", help="overwrite an existing testnet")
+    box = gen.add_argument_group(
+        "containers", "one node per network namespace (docker compose, Kubernetes)"
+    )
+    box.add_argument(
+        "--host-template",
+        metavar="TEMPLATE",
+        help="peer host of node i, e.g. 'node{i}' (a DNS name: compose service, k8s pod)",
+    )
+    box.add_argument(
+        "--listen-host", metavar="ADDR", help="address every node binds, e.g. 0.0.0.0"
+    )
+    box.add_argument(
+        "--same-ports",
+        action="store_true",
+        help="every node uses the base ports (needs --host-template)",
+    )
+    box.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data"),
+        help="node data directory; absolute for a volume (default: nodeN/data)",
+    )
+    box.add_argument(
+        "--archive-dir",
+        type=Path,
+        default=Path("archive"),
+        help="archive tier directory; absolute for a volume (default: nodeN/archive)",
+    )
+    box.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing (exit 0) when DIR already holds a testnet (init containers)",
+    )
     up = sub.add_parser("up", help="start the nodes (generating a 4-node testnet if needed)")
     up.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     up.add_argument("--validators", type=int, default=4)
@@ -79,9 +112,20 @@ def _run(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     if args.action == "generate":
         if (directory / "genesis.json").exists() and not args.force:
+            if args.if_missing:
+                print(f"{directory} already holds a testnet; keeping it")
+                return 0
             raise ConfigError(f"{directory} already holds a testnet (use --force to replace it)")
+        layout = testnet.Layout(
+            host=args.host,
+            listen_host=args.listen_host,
+            host_template=args.host_template,
+            same_ports=args.same_ports,
+            data_dir=args.data_dir,
+            archive_dir=args.archive_dir,
+        )
         testnet.generate(
-            directory, args.validators, args.chain_id, host=args.host, p2p=not args.no_p2p
+            directory, args.validators, args.chain_id, p2p=not args.no_p2p, layout=layout
         )
         print(f"testnet of {args.validators} validators written to {directory}")
         return 0

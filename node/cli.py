@@ -2,7 +2,8 @@
 
 ``sim`` hands its arguments, untouched, to the simulator's own parser
 (``node.sim.runner.main``), which is imported only when the subcommand runs so the rest of
-the command works without it. ``testnet``, ``node`` and ``spam`` join here the same way.
+the command works without it. ``testnet``, ``node``, ``spam``, ``perturb`` and ``deploy``
+join here the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def _cmd_spam(args: argparse.Namespace, rest: list[str]) -> int:
     return _delegate("node.tools.spammer", args, rest)
 
 
+def _cmd_perturb(args: argparse.Namespace, rest: list[str]) -> int:
+    return _delegate("node.tools.perturb", args, rest)
+
+
+def _cmd_deploy(args: argparse.Namespace, rest: list[str]) -> int:
+    return _delegate("node.tools.deploy", args, rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lanenet",
@@ -87,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("node", _cmd_node, "run a validator (`lanenet node run --config FILE`)"),
         ("status", _cmd_status, "show a node's status (`lanenet status URL`)"),
         ("spam", _cmd_spam, "load a testnet with signed transfers"),
+        ("perturb", _cmd_perturb, "kill/pause/restart/disconnect nodes, check invariants"),
+        ("deploy", _cmd_deploy, "run validators on several Docker hosts (`--hosts FILE`)"),
     ):
         command = commands.add_parser(name, help=text, add_help=False)
         command.set_defaults(func=func, delegates=True)

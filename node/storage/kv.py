@@ -7,6 +7,8 @@ Contract (tests/unit/storage/test_kv_contract.py runs it against both):
   a None value deletes; ``sync=True`` returns only once the batch is on stable storage;
 - ``iterate(start, stop)`` yields ``(key, value)`` for ``start <= key < stop`` in byte order
   (descending with ``reverse``), as the store was when ``iterate`` was called;
+- ``compact_range(start, stop)`` rewrites the keys in that range so space freed by deletes
+  is returned (LevelDB); it changes no observable content;
 - any storage failure (disk full, corruption, a lock held by another process, a closed
   store) raises ``FatalError`` with a message naming the database: the node must stop.
 """
@@ -43,6 +45,8 @@ class KeyValueStore(Protocol):
     def iterate(
         self, start: bytes, stop: bytes, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def compact_range(self, start: bytes, stop: bytes) -> None: ...
 
     def close(self) -> None: ...
 
@@ -91,6 +95,9 @@ class MemoryKV:
         # copy now: the contract reads the store as it was when ``iterate`` was called
         items = [(k, self._data[k]) for k in (reversed(keys) if reverse else keys)]
         return iter(items)
+
+    def compact_range(self, start: bytes, stop: bytes) -> None:
+        self._check_open()
 
     def close(self) -> None:
         self._closed = True
@@ -197,6 +204,13 @@ class LevelDBKV:
         except RuntimeError as exc:
             # plyvel raises RuntimeError when the database was closed under the iterator
             raise FatalError(f"database at {self.path} was closed during a scan") from exc
+
+    def compact_range(self, start: bytes, stop: bytes) -> None:
+        db = self._open_db()
+        try:
+            db.compact_range(start=start, stop=stop)
+        except plyvel.Error as exc:
+            raise FatalError(describe_error(self.path, "compacting", exc)) from exc
 
     def close(self) -> None:
         self._db.close()

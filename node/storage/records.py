@@ -8,6 +8,7 @@ Pure. Encoders raise ``ValueError`` for a field that does not fit its width; dec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -188,3 +189,44 @@ def decode_height(data: bytes) -> int:
     height = r.u64()
     r.finish()
     return height
+
+
+EXEC_RESULT_FORMAT: Final = 1
+
+
+def encode_commitment(digest: bytes) -> bytes:
+    """An EXEC_RESULT value: the state commitment (LtHash digest) after a block."""
+    return pack_u8(EXEC_RESULT_FORMAT) + pack_fixed(digest, DIGEST_SIZE, "state commitment")
+
+
+def decode_commitment(data: bytes) -> bytes:
+    r = Reader(data, "execution result")
+    if (version := r.u8()) != EXEC_RESULT_FORMAT:
+        raise ValueError(f"execution result: unknown format {version}")
+    digest = r.take(DIGEST_SIZE)
+    r.finish()
+    return digest
+
+
+def encode_state_keys(keys: Sequence[bytes]) -> bytes:
+    """A STATE_CHANGES value: the state keys a block wrote, each length-prefixed."""
+    return pack_u32(len(keys)) + b"".join(pack_var(k) for k in keys)
+
+
+def decode_state_keys(data: bytes) -> list[bytes]:
+    r = Reader(data, "state changes")
+    keys = [r.var() for _ in range(r.count(4))]
+    r.finish()
+    return keys
+
+
+def encode_state_hash(height: int, lthash: bytes) -> bytes:
+    """The STATE_HASH value: the executed height and the LtHash lanes of the state after it."""
+    return pack_u64(height) + lthash
+
+
+def decode_state_hash(data: bytes) -> tuple[int, bytes]:
+    r = Reader(data, "state hash")
+    height, lanes = r.u64(), r.take(len(data) - 8)
+    r.finish()
+    return height, lanes

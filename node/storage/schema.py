@@ -14,9 +14,18 @@ bytes in, bytes out; encoders raise ``ValueError`` for a field that does not fit
     ACCOUNT        address 20                                   nonce u64, balance u256
     META           Meta id u8                                   u64
     CONSENSUS      persist kind u8, one u64 per int field       protocol value (codec.py)
-    STATE_HISTORY  reserved: state key, inverted height u64     historical value
-    ARCHIVE        reserved: archive segment index
+    STATE_HISTORY  state key, inverted height u64               value at that height (b"": none)
+    ARCHIVE        reserved (the archive's index lives in its segment files)
     SNAPSHOT       reserved: state snapshots
+    STATE_CHANGES  height u64                                   the state keys it wrote
+    EXEC_RESULT    height u64                                   state commitment after it
+    STATE_HASH     (one key)                                    height u64, current LtHash
+
+A *state key* is the current-state key of a value (today ``account_key(address)``), so one
+history table serves every state table. State keys are fixed-width per table (the table
+byte fixes the width), which is what lets the inverted height follow the user key with no
+separator: "the value of k at height <= h" is one seek to ``state_history_key(k, h)``, and
+the first entry with k's prefix is the newest version at or below h.
 """
 
 from __future__ import annotations
@@ -49,6 +58,9 @@ class Table(IntEnum):
     STATE_HISTORY = 0x0A
     ARCHIVE = 0x0B
     SNAPSHOT = 0x0C
+    STATE_CHANGES = 0x0D
+    EXEC_RESULT = 0x0E
+    STATE_HASH = 0x0F
 
 
 class Meta(IntEnum):
@@ -58,11 +70,14 @@ class Meta(IntEnum):
     COMMITTED_HEIGHT = 0x02
     EXECUTED_HEIGHT = 0x03
     ARCHIVED_HEIGHT = 0x04
+    """Reserved: the archive directory itself says what is sealed."""
     PRUNED_HEIGHT = 0x05
+    """The lowest height the hot tier still holds: every height below it was pruned (0: none)."""
     GENESIS_APPLIED = 0x06
 
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2: state history, state changes, execution results and the LtHash are written."""
 
 PERSIST_KINDS: Final[dict[str, tuple[int, int]]] = {
     # kind: (code, number of int fields after the kind)
@@ -176,6 +191,47 @@ def decode_account_key(key: bytes) -> bytes:
 
 def meta_key(name: Meta) -> bytes:
     return _prefix(Table.META) + pack_u8(name)
+
+
+# ------------------------------------------------------------------ state history
+
+_MAX_HEIGHT: Final = 2**64 - 1
+
+
+def state_history_key(state_key: bytes, height: int) -> bytes:
+    """The version of ``state_key`` written at ``height``; newer heights sort first."""
+    return _prefix(Table.STATE_HISTORY) + state_key + pack_u64(_MAX_HEIGHT - height)
+
+
+def state_history_range(state_key: bytes, at_or_below: int) -> tuple[bytes, bytes]:
+    """Keys of every version of ``state_key`` at or below ``at_or_below``, newest first."""
+    prefix = _prefix(Table.STATE_HISTORY) + state_key
+    return prefix + pack_u64(_MAX_HEIGHT - at_or_below), prefix + b"\xff" * 9
+
+
+def decode_state_history_key(key: bytes) -> tuple[bytes, int]:
+    """``(state key, height)`` of a STATE_HISTORY key."""
+    if len(key) < 10 or key[0] != Table.STATE_HISTORY:
+        raise ValueError(f"not a STATE_HISTORY key: {key.hex()}")
+    return key[1:-8], _MAX_HEIGHT - int.from_bytes(key[-8:], "big")
+
+
+def state_changes_key(height: int) -> bytes:
+    return _prefix(Table.STATE_CHANGES) + pack_u64(height)
+
+
+def exec_result_key(height: int) -> bytes:
+    return _prefix(Table.EXEC_RESULT) + pack_u64(height)
+
+
+def state_hash_key() -> bytes:
+    return _prefix(Table.STATE_HASH)
+
+
+def height_range(table: Table, first: int, last: int) -> tuple[bytes, bytes]:
+    """Keys of ``table`` (keyed by a leading u64 height) for heights ``first..last``."""
+    stop = _prefix(table) + pack_u64(last + 1) if last < _MAX_HEIGHT else bytes([table + 1])
+    return _prefix(table) + pack_u64(first), stop
 
 
 # ------------------------------------------------------------------ consensus persistence

@@ -65,6 +65,10 @@ def _cmd_spam(args: argparse.Namespace, rest: list[str]) -> int:
     return _delegate("node.tools.spammer", args, rest)
 
 
+def _cmd_archive(args: argparse.Namespace, rest: list[str]) -> int:
+    return _delegate("node.storage.archive_cli", args, rest)
+
+
 def _cmd_perturb(args: argparse.Namespace, rest: list[str]) -> int:
     return _delegate("node.tools.perturb", args, rest)
 
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("node", _cmd_node, "run a validator (`lanenet node run --config FILE`)"),
         ("status", _cmd_status, "show a node's status (`lanenet status URL`)"),
         ("spam", _cmd_spam, "load a testnet with signed transfers"),
+        ("archive", _cmd_archive, "check or describe an archive (`lanenet archive verify DIR`)"),
         ("perturb", _cmd_perturb, "kill/pause/restart/disconnect nodes, check invariants"),
         ("deploy", _cmd_deploy, "run validators on several Docker hosts (`--hosts FILE`)"),
     ):

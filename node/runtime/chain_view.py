@@ -1,8 +1,9 @@
 """The node's answer to the client APIs: ``ChainView`` over its stores, mempool and consensus.
 
 Only executed blocks are listed (their receipts and state exist); transactions of committed
-but not yet executed blocks read as pending. Historical state (a balance at an older height)
-is not kept yet: such reads answer ``HistoryUnavailable`` with a clear message.
+but not yet executed blocks read as pending. State at an older height is read from the
+store's history (hot tier, then archive); below the earliest height the node still holds,
+or above the executed one, reads answer ``HistoryUnavailable`` with a clear message.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from node.rpc.chain_view import (
 )
 from node.rpc.tx_info import tx_info_from_eth_tx
 from node.runtime.node import ValidatorNode
+from node.storage.history import PrunedError
 from node.types.errors import InvalidInput
 from node.types.messages import Block
 
@@ -134,15 +136,17 @@ class NodeChainView:
     # ------------------------------------------------------------ state
 
     def get_account(self, address: bytes, height: int | None = None) -> tuple[int, int]:
+        chain = self.node.chain
+        if height is None:
+            account = chain.get_account(address)
+            return account.nonce, account.balance
         executed = self.executed_height()
-        if height is not None and height > executed:
+        if height > executed:
             raise HistoryUnavailable(f"block {height} is not executed yet (executed: {executed})")
-        if height is not None and height < executed:
-            raise HistoryUnavailable(
-                f"state at block {height} is not kept: this node serves the latest state "
-                f"(block {executed}) only"
-            )
-        account = self.node.chain.get_account(address)
+        try:
+            account = chain.get_account_at(address, height)
+        except PrunedError as exc:
+            raise HistoryUnavailable(str(exc)) from exc
         return account.nonce, account.balance
 
     def pending_nonce(self, address: bytes) -> int:
@@ -208,7 +212,7 @@ class NodeChainView:
             chain_id=self.chain_id,
             committed_height=self.committed_height(),
             executed_height=self.executed_height(),
-            archived_height=0,
+            archived_height=node.chain.archived_height() or 0,
             slot=node.slot,
             view=node.view,
             peers=len(node.transport.connected_peers()),

@@ -18,6 +18,10 @@ from node.types.committee import Committee, Validator
 from node.types.errors import ConfigError
 
 DEFAULT_BASE_FEE = 1_000_000_000  # 1 gwei, fixed until a fee market exists
+DEFAULT_HOT_BLOCKS = 1_000
+DEFAULT_SEGMENT_BLOCKS = 100
+DEFAULT_SNAPSHOT_INTERVAL = 1_000
+ARCHIVE_MODES = ("keep", "prune")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,13 @@ class NodeConfig:
     log_format: str = "console"
     log_level: str = "info"
     mempool_max_txs: int = 50_000
+    # storage (node/storage/archiver.py): heights kept in LevelDB behind the executed one,
+    # what happens to older ones ("keep": sealed into archive_dir; "prune": dropped), how
+    # many heights one archive segment holds, and the state snapshot interval in heights
+    hot_blocks: int = DEFAULT_HOT_BLOCKS
+    archive: str = "keep"
+    segment_blocks: int = DEFAULT_SEGMENT_BLOCKS
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
 
     def to_toml(self) -> str:
         lines = [
@@ -169,6 +180,10 @@ class NodeConfig:
             f'log_format = "{self.log_format}"',
             f'log_level = "{self.log_level}"',
             f"mempool_max_txs = {self.mempool_max_txs}",
+            f"hot_blocks = {self.hot_blocks}",
+            f'archive = "{self.archive}"',
+            f"segment_blocks = {self.segment_blocks}",
+            f"snapshot_interval = {self.snapshot_interval}",
             "",
         ]
         for p in self.peers:
@@ -186,6 +201,13 @@ def _port(doc: dict[str, Any], key: str, default: int, where: str) -> int:
     value = doc.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise ConfigError(f"{where}: {key} must be a port number 0-65535, got {value!r}")
+    return value
+
+
+def _positive(doc: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = doc.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
     return value
 
 
@@ -217,9 +239,13 @@ def load_node_config(path: Path) -> NodeConfig:
     bootstrap = doc.get("p2p_bootstrap", [])
     if not isinstance(bootstrap, list) or not all(isinstance(a, str) for a in bootstrap):
         raise ConfigError(f"{where}: p2p_bootstrap must be a list of multiaddr strings")
-    mempool_max = doc.get("mempool_max_txs", 50_000)
-    if not isinstance(mempool_max, int) or mempool_max <= 0:
-        raise ConfigError(f"{where}: mempool_max_txs must be a positive integer")
+    mempool_max = _positive(doc, "mempool_max_txs", 50_000, where)
+    archive = doc.get("archive", "keep")
+    if archive not in ARCHIVE_MODES:
+        raise ConfigError(
+            f"{where}: archive must be 'keep' (seal old heights into archive_dir) or "
+            f"'prune' (drop them), got {archive!r}"
+        )
     return NodeConfig(
         name=_require(doc, "name", str, where),
         index=_require(doc, "index", int, where),
@@ -241,6 +267,10 @@ def load_node_config(path: Path) -> NodeConfig:
         log_format=log_format,
         log_level=str(doc.get("log_level", "info")),
         mempool_max_txs=mempool_max,
+        hot_blocks=_positive(doc, "hot_blocks", DEFAULT_HOT_BLOCKS, where),
+        archive=archive,
+        segment_blocks=_positive(doc, "segment_blocks", DEFAULT_SEGMENT_BLOCKS, where),
+        snapshot_interval=_positive(doc, "snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL, where),
     )
 
 

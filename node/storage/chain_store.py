@@ -139,6 +139,7 @@ class ChainStore:
     def get_blocks(self, first: int, last: int) -> list[Block]:
         """Saved blocks ``first..last`` in height order (what a range sync request is served);
         the list stops before the first height this node does not hold."""
+        first = max(first, 1)  # height 0 is genesis: it has no block
         if last < first:
             return []
         blocks: list[Block] = []

@@ -8,6 +8,7 @@ Pure. Encoders raise ``ValueError`` for a field that does not fit its width; dec
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -116,19 +117,29 @@ def decode_qc(data: bytes) -> QC:
     return QC(phase, slot, view, cut_digest, signers, signatures)
 
 
+_RECEIPT_HEAD: Final = struct.Struct(">B32sQIBQQ")
+
+
 def encode_receipt(receipt: Receipt) -> bytes:
+    # struct in one call: this runs for every transaction of every block (save_execution)
     to = b"" if receipt.to is None else pack_fixed(receipt.to, ADDRESS_SIZE, "to")
+    try:
+        head = _RECEIPT_HEAD.pack(
+            RECEIPT_FORMAT,
+            pack_fixed(receipt.tx_hash, DIGEST_SIZE, "tx hash"),
+            receipt.height,
+            receipt.index,
+            receipt.status,
+            receipt.gas_used,
+            receipt.cumulative_gas_used,
+        )
+    except struct.error as exc:
+        raise ValueError(f"receipt field does not fit: {exc}") from exc
     return (
-        pack_u8(RECEIPT_FORMAT)
-        + pack_fixed(receipt.tx_hash, DIGEST_SIZE, "tx hash")
-        + pack_u64(receipt.height)
-        + pack_u32(receipt.index)
-        + pack_u8(receipt.status)
-        + pack_u64(receipt.gas_used)
-        + pack_u64(receipt.cumulative_gas_used)
+        head
         + pack_u256(receipt.effective_gas_price)
         + pack_fixed(receipt.sender, ADDRESS_SIZE, "sender")
-        + pack_u8(len(to))
+        + bytes((len(to),))
         + to
     )
 
@@ -170,7 +181,10 @@ def decode_tx_location(data: bytes) -> tuple[int, int]:
 
 
 def encode_account(account: Account) -> bytes:
-    return pack_u64(account.nonce) + pack_u256(account.balance)
+    try:  # to_bytes checks the range itself; this runs for every state write
+        return account.nonce.to_bytes(8, "big") + account.balance.to_bytes(32, "big")
+    except OverflowError as exc:
+        raise ValueError(f"account {account} does not fit nonce u64, balance u256") from exc
 
 
 def decode_account(data: bytes) -> Account:

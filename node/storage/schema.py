@@ -196,11 +196,12 @@ def meta_key(name: Meta) -> bytes:
 # ------------------------------------------------------------------ state history
 
 _MAX_HEIGHT: Final = 2**64 - 1
+_HISTORY_PREFIX: Final = bytes([Table.STATE_HISTORY])
 
 
 def state_history_key(state_key: bytes, height: int) -> bytes:
     """The version of ``state_key`` written at ``height``; newer heights sort first."""
-    return _prefix(Table.STATE_HISTORY) + state_key + pack_u64(_MAX_HEIGHT - height)
+    return _HISTORY_PREFIX + state_key + pack_u64(_MAX_HEIGHT - height)
 
 
 def state_history_range(state_key: bytes, at_or_below: int) -> tuple[bytes, bytes]:

@@ -9,10 +9,12 @@
 
 A transaction accepted by a node that is then killed or restarted before it commits may be
 lost with that node's mempool, which lives in memory only. Such a loss is reported under
-its own count (``lost_in_crash``) and is a violation only with ``strict``; any other
-accepted transaction that never commits is a violation. The checks are pure functions over
-what the nodes answered (``check_agreement``, ``check_exactly_once``, ``check_liveness``);
-``RpcNode`` asks a real node.
+its own count (``lost_in_crash``); so is an accepted transaction whose nonce went to another
+transaction of the same sender (``replaced``: a client that lost a reply in a crash and sent
+the nonce again; the chain keeps one of the two, as it must). Both are violations only with
+``strict``; any other accepted transaction that never commits is a violation. The checks
+are pure functions over what the nodes answered (``check_agreement``,
+``check_exactly_once``, ``check_liveness``); ``RpcNode`` asks a real node.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class ChainNode(Protocol):
     def blocks(self, first: int, last: int) -> list[Block | None]: ...
 
     def receipts(self, tx_hashes: Sequence[str]) -> list[Receipt | None]: ...
+
+    def nonces(self, addresses: Sequence[str]) -> list[int]: ...
 
 
 class RpcNode:
@@ -103,6 +107,11 @@ class RpcNode:
     def receipts(self, tx_hashes: Sequence[str]) -> list[Receipt | None]:
         return list(self.batch([("eth_getTransactionReceipt", (h,)) for h in tx_hashes]))
 
+    def nonces(self, addresses: Sequence[str]) -> list[int]:
+        """Each address's nonce in the latest executed state."""
+        calls = [("eth_getTransactionCount", (a, "latest")) for a in addresses]
+        return [int(str(n), 16) for n in self.batch(calls)]
+
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
@@ -112,6 +121,19 @@ class Accepted:
     tx_hash: str
     node: str | None = None
     at: float | None = None
+    sender: str | None = None
+    nonce: int | None = None
+
+    def describe(self) -> str:
+        """The hash, and who accepted it when, from whom, where known."""
+        parts = [f"tx {self.tx_hash}"]
+        if self.node is not None and self.at is not None:
+            clock = time.strftime("%H:%M:%S", time.gmtime(self.at)) + f".{self.at % 1:.3f}"[2:]
+            parts.append(f"(accepted by {self.node} at {clock} UTC")
+            if self.sender is not None:
+                parts[-1] += f", nonce {self.nonce} of {self.sender}"
+            parts[-1] += ")"
+        return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +157,7 @@ class TxCounts:
     duplicated: int
     missing: int
     lost_in_crash: int
+    replaced: int = 0
 
 
 @dataclass
@@ -192,9 +215,11 @@ def check_exactly_once(
     accepted: Sequence[Accepted],
     crashes: Sequence[Crash] = (),
     strict: bool = False,
+    nonces: Mapping[str, int] | None = None,
 ) -> tuple[list[Violation], TxCounts]:
     """``chain`` is one node's blocks (with transaction hashes), ``receipts`` that node's
-    receipt for each accepted hash."""
+    receipt for each accepted hash, ``nonces`` the executed nonce of senders (lowercase)."""
+    nonces = nonces or {}
     out: list[Violation] = []
     where: dict[str, list[int]] = {}
     for h, block in enumerate(chain):
@@ -203,7 +228,7 @@ def check_exactly_once(
     for tx, heights in where.items():
         if len(heights) > 1:
             out.append(Violation("exactly_once", f"tx {tx} is in blocks {heights}"))
-    once = duplicated = missing = lost = 0
+    once = duplicated = missing = lost = replaced = 0
     for acc in _unique(accepted):
         key = acc.tx_hash.lower()
         heights = where.get(key, [])
@@ -228,17 +253,19 @@ def check_exactly_once(
             out.append(
                 Violation("exactly_once", f"tx {acc.tx_hash}: a receipt but in no listed block")
             )
+        elif _replaced(acc, nonces) and not strict:
+            replaced += 1
         elif _crashed_after(acc, crashes) and not strict:
             lost += 1
         else:
             missing += 1
             if missing <= SHOWN_MISSING:
-                message = f"tx {acc.tx_hash}: accepted, never committed"
+                message = f"{acc.describe()}: accepted, never committed"
                 out.append(Violation("exactly_once", message))
     if missing > SHOWN_MISSING:
         message = f"... {missing} accepted transactions in all were never committed"
         out.append(Violation("exactly_once", message))
-    counts = TxCounts(len(_unique(accepted)), once, duplicated, missing, lost)
+    counts = TxCounts(len(_unique(accepted)), once, duplicated, missing, lost, replaced)
     return out, counts
 
 
@@ -247,6 +274,20 @@ def _unique(accepted: Sequence[Accepted]) -> list[Accepted]:
     for acc in accepted:
         first.setdefault(acc.tx_hash, acc)
     return list(first.values())
+
+
+def _replaced(acc: Accepted, nonces: Mapping[str, int]) -> bool:
+    if acc.sender is None or acc.nonce is None:
+        return False
+    return nonces.get(acc.sender.lower(), -1) > acc.nonce
+
+
+def senders_to_ask(chain: Sequence[Block | None], accepted: Sequence[Accepted]) -> list[str]:
+    """Senders of accepted transactions not in ``chain`` (lowercase), for their nonces."""
+    included = {str(tx).lower() for b in chain for tx in (b or {}).get("transactions", [])}
+    return sorted(
+        {a.sender.lower() for a in accepted if a.sender and a.tx_hash.lower() not in included}
+    )
 
 
 def _crashed_after(acc: Accepted, crashes: Sequence[Crash]) -> bool:
@@ -337,13 +378,17 @@ def check_all(
     ref = max(chains, key=lambda n: len(chains[n]))
     hashes = sorted({a.tx_hash for a in accepted})
     by_name = {n.name: n for n in nodes}
+    senders = senders_to_ask(chains[ref], accepted)
     try:
         got = by_name[ref].receipts(hashes)
+        nonces = dict(zip(senders, by_name[ref].nonces(senders), strict=True))
     except RPC_ERRORS as exc:
         verdict.violations.append(Violation("exactly_once", f"{ref}: receipts: {exc}"))
         return verdict
     receipts = dict(zip(hashes, got, strict=True))
-    violations, verdict.txs = check_exactly_once(chains[ref], receipts, accepted, crashes, strict)
+    violations, verdict.txs = check_exactly_once(
+        chains[ref], receipts, accepted, crashes, strict, nonces
+    )
     verdict.violations += violations
     return verdict
 
@@ -363,6 +408,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
             "duplicated": txs.duplicated,
             "missing": txs.missing,
             "lost_in_crash": txs.lost_in_crash,
+            "replaced": txs.replaced,
         },
         "recovery_s": None if verdict.recovery_s is None else round(verdict.recovery_s, 2),
         "violations": [
@@ -385,7 +431,8 @@ def render_verdict(verdict: Verdict) -> str:
         lines.append(
             f"  (b) exactly once  {'ok' if once else 'VIOLATED'}: {txs.accepted} accepted, "
             f"{txs.committed_once} committed once, {txs.duplicated} duplicated, "
-            f"{txs.missing} missing, {txs.lost_in_crash} lost with a crashed node's mempool"
+            f"{txs.missing} missing; {txs.lost_in_crash} lost with a crashed node's mempool, "
+            f"{txs.replaced} replaced by another of the same nonce"
         )
     live = not any(v.invariant == "liveness" for v in verdict.violations)
     took = "-" if verdict.recovery_s is None else f"{verdict.recovery_s:.1f} s"

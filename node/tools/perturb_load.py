@@ -208,7 +208,9 @@ class RecordingLoad:
         for i, account in enumerate(group):
             reply = by_id.get(i) or {}
             if "result" in reply and account.nonce is not None:
-                self.accepted.append(Accepted(str(reply["result"]), rpc.name, at))
+                sender = "0x" + account.address.hex()
+                record = Accepted(str(reply["result"]), rpc.name, at, sender, account.nonce)
+                self.accepted.append(record)
                 self.stats.accepted += 1
                 account.nonce += 1
             else:

@@ -11,7 +11,7 @@ ordered it and *executed* once its state writes and receipts exist; execution tr
 consensus. State reads and receipts exist only up to the executed height.
 
 Query methods are synchronous and must answer quickly (they run on the event loop);
-``submit_raw_txs`` and ``wait_for_commit`` are the only coroutines.
+``submit_raw_txs`` and ``wait_for_execution`` are the only coroutines.
 """
 
 from __future__ import annotations
@@ -247,8 +247,9 @@ class ChainView(Protocol):
         """Admit signed transactions to the mempool: one result per input, in order."""
         ...
 
-    async def wait_for_commit(self, above: int) -> int:
-        """Wait until the committed height exceeds ``above``; return the committed height."""
+    async def wait_for_execution(self, above: int) -> int:
+        """Wait until the executed height exceeds ``above``; return the executed height.
+        Block streams follow it: a block is readable (with receipts) once executed."""
         ...
 
     def status(self) -> ChainStatus:

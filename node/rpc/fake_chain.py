@@ -197,7 +197,7 @@ class FakeChain:
             self.execute()
         return results
 
-    async def wait_for_commit(self, above: int) -> int:
+    async def wait_for_execution(self, above: int) -> int:
         return await self._watch.wait_above(above)
 
     # --------------------------------------------------------------- driving the chain
@@ -225,7 +225,6 @@ class FakeChain:
             self._locations[tx.hash] = TxLocation(height, info.hash, index)
         self._blocks.append(_Block(info, tuple(chosen)))
         self._by_hash[info.hash] = height
-        self._watch.advance(height)
         return info
 
     def execute(self, through: int | None = None) -> None:
@@ -294,6 +293,7 @@ class FakeChain:
         block.info = replace(block.info, gas_used=result.gas_used, state_root=self._state_root())
         self._history[height] = self._state.copy()
         self._executed = height
+        self._watch.advance(height)
 
     def _state_root(self) -> bytes:
         accounts = sorted(self._state.accounts().items())

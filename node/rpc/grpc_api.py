@@ -131,9 +131,9 @@ class ClientService:
     ) -> AsyncIterator[codec.BlockSummaryMsg]:
         self._metrics.rpc_requests.labels(api="grpc", method="StreamBlocks", outcome="ok").inc()
         start = codec.stream_start(request)
-        next_height = self._chain.committed_height() + 1 if start is None else start
+        next_height = self._chain.executed_height() + 1 if start is None else start
         while True:
-            while next_height <= self._chain.committed_height():
+            while next_height <= self._chain.executed_height():
                 block = self._chain.get_block(next_height)
                 if block is None:
                     await _abort(
@@ -141,7 +141,7 @@ class ClientService:
                     )
                 yield codec.encode_summary(block)
                 next_height += 1
-            await self._chain.wait_for_commit(next_height - 1)
+            await self._chain.wait_for_execution(next_height - 1)
 
 
 async def _abort(

@@ -1,7 +1,7 @@
 """A height that only rises, and coroutines that wait for it to pass a mark.
 
-The node advances one ``HeightWatch`` per commit and implements
-``ChainView.wait_for_commit`` with ``wait_above``; any number of block streams can wait
+The node advances one ``HeightWatch`` per executed block and implements
+``ChainView.wait_for_execution`` with ``wait_above``; any number of block streams can wait
 on it without a queue per subscriber (a slow subscriber reads the blocks it missed from
 storage instead of buffering them).
 """

@@ -202,7 +202,7 @@ class NodeChainView:
     async def submit_raw_txs(self, raws: list[bytes]) -> list[SubmitResult]:
         return await self.node.submit_raw_txs(raws)
 
-    async def wait_for_commit(self, above: int) -> int:
+    async def wait_for_execution(self, above: int) -> int:
         return await self.node.executed.wait_above(above)
 
     def status(self) -> ChainStatus:

@@ -37,7 +37,7 @@ def check_chain_view_contract(
         assert all(r.accepted for r in results[:-1]), results
         assert not results[-1].accepted
         assert results[-1].reason
-        return await asyncio.wait_for(chain.wait_for_commit(start), timeout=30)
+        return await asyncio.wait_for(chain.wait_for_execution(start), timeout=30)
 
     assert asyncio.run(submit_and_wait()) > start
     for height in range(start + 1, chain.committed_height() + 1):

@@ -95,11 +95,13 @@ def test_bad_hash_is_invalid_argument() -> None:
     asyncio.run(main())
 
 
-def test_stream_sends_every_committed_block_in_order() -> None:
-    """StreamBlocks replays from a start height, then follows new commits without gaps."""
+def test_stream_sends_every_executed_block_in_order() -> None:
+    """StreamBlocks replays from a start height, then follows execution without gaps; a block
+    committed but not yet executed holds the stream back instead of ending it."""
     chain = funded_chain(auto_commit=False)
     chain.commit()
     chain.commit()
+    chain.execute()
 
     async def main() -> None:
         server, target = await _serve(chain)
@@ -110,7 +112,11 @@ def test_stream_sends_every_committed_block_in_order() -> None:
                 assert [b.height for b in first] == [1, 2]
                 await chain.submit_raw_txs([signed_transfer(nonce=0)])
                 committed = chain.commit()
-                third = await asyncio.wait_for(anext(stream), timeout=10)
+                pending = asyncio.ensure_future(anext(stream))
+                await asyncio.sleep(0.2)
+                assert not pending.done(), "a committed block is streamed only once executed"
+                chain.execute()
+                third = await asyncio.wait_for(pending, timeout=10)
                 assert third.height == 3
                 assert third.hash == committed.hash
                 assert third.tx_hashes == committed.tx_hashes
@@ -121,6 +127,7 @@ def test_stream_sends_every_committed_block_in_order() -> None:
                 await asyncio.sleep(0.2)
                 assert not waiting.done()
                 chain.commit()
+                chain.execute()
                 assert (await asyncio.wait_for(waiting, timeout=10)).height == 4
                 await live.aclose()
         finally:

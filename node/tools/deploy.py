@@ -182,8 +182,13 @@ def generate_configs(plan: Plan, state: Path) -> None:
         peers = tuple(
             PeerAddress(p.index, plan.host_of(p.index).address, p.port) for p in cfg.peers
         )
+        # the loader made the paths absolute; in the container they are relative again
         cfg = dataclasses.replace(
-            cfg, peers=peers, genesis_path=Path("../genesis.json"), log_format="json"
+            cfg,
+            peers=peers,
+            genesis_path=Path("../genesis.json"),
+            key_path=Path("validator_key.json"),
+            log_format="json",
         )
         path.write_text(cfg.to_toml())
 

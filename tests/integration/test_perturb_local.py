@@ -42,7 +42,8 @@ def test_kill_and_pause_under_load_keep_the_invariants(
 ) -> None:
     """node1 killed for 3 s, then node2 paused for 3 s, under 30 tx/s: every node lists the
     same blocks, every accepted transfer is in exactly one block (or was lost with node1's
-    mempool, or gave its nonce to a resent one), and all four commit again; node1 runs as a new process afterwards."""
+    mempool, or gave its nonce to a resent one), and all four commit again; node1 runs as a
+    new process afterwards."""
     net = fresh_testnet
     old_pid = net.pid(1)
     script = tmp_path / "script.toml"

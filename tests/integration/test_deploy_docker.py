@@ -97,7 +97,10 @@ def engine(root: Path) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
-        # the engines' overlay mounts are gone with them; the data roots are large
+        # dockerd leaves its default network namespace mounted; the data roots are large
+        netns = root / "exec" / "netns" / "default"
+        if netns.exists():
+            subprocess.run(["umount", str(netns)], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -13,7 +13,9 @@ in order (servers, transport, then the database).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from node.crypto.signing import CachingVerifier, Ed25519Signer, Ed25519Verifier
-from node.execution.executor import execute_block
+from node.execution.executor import BlockResult, execute_block
 from node.execution.state import Account
 from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
@@ -48,17 +50,19 @@ from node.rpc.chain_view import SubmitResult
 from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
 from node.runtime.observe import ProtocolObserver
+from node.runtime.senders import SenderCache
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
 from node.types.errors import ConfigError
-from node.types.messages import Message
+from node.types.messages import Car, Message
 
 log = structlog.get_logger("lanenet.node")
 
 FEE_SINK = bytes.fromhex("0000000000000000000000000000000000000fee")
 MAX_QUEUED_MESSAGES = 50_000
 STEP_BATCH = 256
+MAX_EARLY_RECOVERIES = 256  # cars whose senders are being recovered ahead of execution
 RECENT_BLOCK_TIMES = 4096
 GETH_REASONS = {
     RejectReason.NONCE_TOO_LOW: "nonce too low",
@@ -120,8 +124,9 @@ class ValidatorNode:
         self.last_commit_ms: int | None = None
         self.slot = 0
         self.view = 0
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recover")
-        self.exec_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="execute")
+        self.pool = named_pool("recover", 2)
+        self.exec_pool = named_pool("execute", 1)
+        self.persist_pool = named_pool("persist", 1)
         peers = {p.index: f"{p.host}:{p.port}" for p in config.peers}
         self.transport = GrpcTransport(
             GrpcConfig(listen_host=config.listen_host, listen_port=config.grpc_port, peers=peers),
@@ -144,6 +149,8 @@ class ValidatorNode:
                 self._on_gossip_txs,
             )
         self.forwarded: list[bytes] = []
+        self.senders = SenderCache()
+        self.car_recoveries: dict[bytes, asyncio.Future[list[EthTx | UndecodableTx]]] = {}
         self.forwarded_event = asyncio.Event()
         self.stopping = asyncio.Event()
 
@@ -155,6 +162,8 @@ class ValidatorNode:
             return
         self.metrics.messages_in.labels(type=type(message).__name__).inc()
         self.observer.inbound(message)
+        if isinstance(message, Car):
+            self._recover_car_early(message)
         self.events.put_nowait(MessageReceived(now_ms(), sender, message))
 
     def _on_gossip_txs(self, source: str, txs: list[bytes]) -> None:
@@ -166,11 +175,13 @@ class ValidatorNode:
 
     # ------------------------------------------------------------ the driver
 
-    def _apply(self, effects: list[Effect]) -> None:
+    async def _apply(self, effects: list[Effect]) -> None:
         """Carry out the effects of one or more steps with a single fsync: delivered blocks are
         saved first (a block before its ordering checkpoint), then every Persist in one
         durable batch, then messages and timers. Holding a send back until later steps'
-        records are durable is always safe; revealing a record before it is durable is not."""
+        records are durable is always safe; revealing a record before it is durable is not.
+        The fsync runs in a worker thread (LevelDB releases the GIL), so the loop keeps
+        serving I/O, clients and execution meanwhile; nothing else steps the replica."""
         persists: list[Persist] = []
         rest: list[Effect] = []
         for effect in effects:
@@ -181,7 +192,8 @@ class ValidatorNode:
             else:
                 rest.append(effect)
         if persists:
-            self.consensus_store.save(persists)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.persist_pool, self.consensus_store.save, persists)
         for effect in rest:
             self._apply_one(effect)
 
@@ -244,7 +256,7 @@ class ValidatorNode:
     async def _drive(self) -> None:
         """Step the replica through queued events in batches of up to STEP_BATCH, so one
         fsync covers every vote and car record of the batch."""
-        self._apply(self.replica.step(Start(now_ms())))
+        await self._apply(self.replica.step(Start(now_ms())))
         while True:
             effects = self.replica.step(await self.events.get())
             for _ in range(STEP_BATCH - 1):
@@ -253,7 +265,7 @@ class ValidatorNode:
                 except asyncio.QueueEmpty:
                     break
                 effects += self.replica.step(event)
-            self._apply(effects)
+            await self._apply(effects)
             self.metrics.queue_depth.labels(queue="events").set(self.events.qsize())
             await asyncio.sleep(0)  # let I/O run even under a constant stream of events
 
@@ -272,17 +284,21 @@ class ValidatorNode:
                 raise RuntimeError(f"committed block {height} is missing from the store")
             raws = [tx for car in block.cars for tx in car.txs]
             started = time.perf_counter()
-            txs = await loop.run_in_executor(self.pool, recover_batch, raws, chain_id)
-            result = await loop.run_in_executor(
-                self.exec_pool,
-                execute_block,
-                self.chain,
-                height,
-                txs,
-                self.genesis.base_fee,
-                FEE_SINK,
-            )
-            self.chain.save_block_result(result)
+            for car in block.cars:
+                early = self.car_recoveries.get(car.digest)
+                if early is not None:
+                    await asyncio.wait([early])  # started when the car arrived: nearly done
+            found, missing = self.senders.take(raws)
+            if missing:
+                again = [raws[i] for i in missing]
+                for i, tx in zip(
+                    missing,
+                    await loop.run_in_executor(self.pool, recover_batch, again, chain_id),
+                    strict=True,
+                ):
+                    found[i] = tx
+            txs = [tx for tx in found if tx is not None]
+            result = await loop.run_in_executor(self.exec_pool, self._execute_and_save, height, txs)
             self.mempool.on_executed(result.sender_nonces())
             self.mempool.remove(s.tx_hash for s in result.skipped)
             self.metrics.execution_time.observe(time.perf_counter() - started)
@@ -292,6 +308,29 @@ class ValidatorNode:
             self.metrics.executed_txs.labels(status="skipped").inc(len(result.skipped))
             self.metrics.executed_height.set(height)
             self.executed.advance(height)
+
+    def _execute_and_save(self, height: int, txs: list[EthTx | UndecodableTx]) -> BlockResult:
+        """Runs in the execution thread: execute block ``height`` and store its results."""
+        result = execute_block(self.chain, height, txs, self.genesis.base_fee, FEE_SINK)
+        self.chain.save_block_result(result)
+        return result
+
+    def _recover_car_early(self, car: Car) -> None:
+        """Recover a peer car's senders in a worker thread now, for its execution later."""
+        if car.lane == self.index or car.digest in self.car_recoveries or not car.txs:
+            return
+        if len(self.car_recoveries) >= MAX_EARLY_RECOVERIES:
+            return  # far behind: execution recovers what is missing itself
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool, recover_batch, car.txs, self.genesis.chain_id)
+        self.car_recoveries[car.digest] = future
+
+        def done(f: asyncio.Future[list[EthTx | UndecodableTx]]) -> None:
+            self.car_recoveries.pop(car.digest, None)
+            if not f.cancelled() and f.exception() is None:
+                self.senders.put(f.result())
+
+        future.add_done_callback(done)
 
     # ------------------------------------------------------------ transactions in
 
@@ -326,6 +365,7 @@ class ValidatorNode:
     def _admit(self, tx: EthTx) -> SubmitResult:
         result = self.mempool.add(tx, self.chain.get_account(tx.sender))
         if result.accepted:
+            self.senders.put((tx,))
             self.metrics.mempool_admitted.inc()
             return SubmitResult.ok(tx.hash)
         return self._rejection(result, tx)
@@ -414,6 +454,7 @@ class ValidatorNode:
             await self.transport.stop()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.exec_pool.shutdown(wait=True, cancel_futures=True)
+            self.persist_pool.shutdown(wait=True, cancel_futures=True)
             self.kv.close()
             log.info("node_stopped", node=self.config.name)
 
@@ -423,6 +464,16 @@ class ValidatorNode:
 
 def data_path(config: NodeConfig) -> Path:
     return config.data_dir
+
+
+def name_thread(name: str) -> None:
+    """Show ``name`` for the calling thread in top -H, ps -L and /proc (best effort)."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
+
+
+def named_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, name, initializer=name_thread, initargs=(name,))
 
 
 def dir_size(path: Path) -> int:

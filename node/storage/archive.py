@@ -94,16 +94,20 @@ class Archive:
         gap = find_gap(segments)
         if gap:
             raise FatalError(f"archive {self.directory}: {gap}")
-        self._segments: tuple[Segment, ...] = tuple(segments)
+        self._publish(tuple(segments))
+
+    def _publish(self, segments: tuple[Segment, ...]) -> None:
+        # one attribute holds both, so a reader on another thread never sees them disagree
+        self._view = (segments, [s.first for s in segments])
 
     # ---------------------------------------------------------------- what is sealed
 
     def segments(self) -> tuple[Segment, ...]:
-        return self._segments
+        return self._view[0]
 
     def last_height(self) -> int | None:
         """The last sealed height, or None for an empty archive."""
-        segments = self._segments
+        segments = self._view[0]
         return segments[-1].last if segments else None
 
     def next_height(self) -> int:
@@ -116,11 +120,11 @@ class Archive:
         return last is not None and 0 <= height <= last
 
     def size_bytes(self) -> int:
-        return sum(s.size for s in self._segments)
+        return sum(s.size for s in self._view[0])
 
     def _segment_at(self, height: int) -> Segment | None:
-        segments = self._segments
-        i = bisect_right([s.first for s in segments], height) - 1
+        segments, firsts = self._view
+        i = bisect_right(firsts, height) - 1
         if i < 0 or height > segments[i].last:
             return None
         return segments[i]
@@ -134,7 +138,7 @@ class Archive:
 
     def find_tx(self, tx_hash: bytes) -> tuple[int, int] | None:
         """``(height, index)`` of a sealed transaction (newest segments are searched first)."""
-        for segment in reversed(self._segments):
+        for segment in reversed(self._view[0]):
             found = _checked(segment.find_tx, tx_hash)
             if found is not None:
                 return found
@@ -143,10 +147,10 @@ class Archive:
     def get_state(self, key: bytes, height: int) -> bytes | None:
         """The value of state ``key`` after block ``height`` (None: absent), from sealed
         versions only. ``height`` must be covered (``covers``)."""
-        segments = self._segments
+        segments, firsts = self._view
         if not self.covers(height):
             raise ValueError(f"height {height} is not in the archive")
-        start = bisect_right([s.first for s in segments], height) - 1
+        start = bisect_right(firsts, height) - 1
         for segment in reversed(segments[: start + 1]):
             i = segment.chunk_for(key, height)
             if i is None:
@@ -205,7 +209,7 @@ class Archive:
             raise FatalError(f"archive segment {final} failed verification: {problems[0]}")
         segment = _open_named(final)
         with self._lock:
-            self._segments = (*self._segments, segment)
+            self._publish((*self._view[0], segment))
         return segment
 
 

@@ -304,6 +304,16 @@ class ChainStore:
         """The LtHash of the current state (after ``executed_height()``)."""
         return self.state.lthash()
 
+    def compute_state_lthash(self) -> tuple[int, LtHash]:
+        """``(height, LtHash)`` recomputed from scratch over the current-state table: what a
+        snapshot or an audit checks against ``get_state_commitment(height)``. Slow (a scan
+        and two hashes per account); call it from a worker thread."""
+        while True:
+            height = self.executed_height()
+            lthash = LtHash.of(self.kv.iterate(*schema.table_range(Table.ACCOUNT)))
+            if self.executed_height() == height:  # no block was saved under the scan
+                return height, lthash
+
     # ------------------------------------------------------------ tiers
 
     def hot_floor(self) -> int:

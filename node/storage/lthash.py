@@ -44,10 +44,25 @@ def hash_pair(key: bytes, value: bytes) -> bytes:
     return hasher.digest(SIZE)
 
 
-def _sum(elements: list[bytes]) -> Lanes:
-    """The lane-wise sum mod 2^16 of 2048-byte elements."""
-    if not elements:
-        return np.zeros(LANES, dtype=np.uint16)
+_CHUNK: Final = 4096
+"""Pairs hashed per numpy sum: bounds memory (8 MiB) when hashing a whole state."""
+
+
+def _sum(pairs: Iterable[Pair]) -> Lanes:
+    """The lane-wise sum mod 2^16 of the pairs' lattice elements."""
+    total: Lanes = np.zeros(LANES, dtype=np.uint16)
+    chunk: list[bytes] = []
+    for key, value in pairs:
+        chunk.append(hash_pair(key, value))
+        if len(chunk) == _CHUNK:
+            total += _rows_sum(chunk)
+            chunk = []
+    if chunk:
+        total += _rows_sum(chunk)
+    return total
+
+
+def _rows_sum(elements: list[bytes]) -> Lanes:
     rows = np.frombuffer(b"".join(elements), dtype="<u2").reshape(len(elements), LANES)
     total: Lanes = rows.sum(axis=0, dtype=np.uint16)
     return total
@@ -80,9 +95,7 @@ class LtHash:
 
     def update(self, added: Iterable[Pair] = (), removed: Iterable[Pair] = ()) -> LtHash:
         """This hash with ``added`` pairs added and ``removed`` pairs subtracted."""
-        plus = _sum([hash_pair(k, v) for k, v in added])
-        minus = _sum([hash_pair(k, v) for k, v in removed])
-        return LtHash(self._lanes + plus - minus)
+        return LtHash(self._lanes + _sum(added) - _sum(removed))
 
     def combine(self, other: LtHash, *, subtract: bool = False) -> LtHash:
         """The hash of the union (or, with ``subtract``, the difference) of two disjoint sets."""

@@ -130,3 +130,14 @@ def test_a_pruned_height_has_a_clear_error() -> None:
         chain.get_state_commitment(1)
     for address in ADDRESSES:
         assert chain.get_account_at(address, 3) == model.account(address, 3)
+
+
+def test_a_rescan_of_the_state_reproduces_the_recorded_commitment(kv: KeyValueStore) -> None:
+    """compute_state_lthash, from scratch over the state table, equals the running LtHash
+    and the commitment recorded for the executed height (what a snapshot is checked by)."""
+    chain, model = ChainStore(kv), Model()
+    grow(chain, model, 8)
+    height, lthash = chain.compute_state_lthash()
+    assert height == 8
+    assert lthash == chain.state_lthash() == state_lthash(model.states[8])
+    assert lthash.digest() == chain.get_state_commitment(8)

@@ -23,6 +23,7 @@ checksum covers the whole file; ``verify_segment`` checks it and every structura
 from __future__ import annotations
 
 import os
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
@@ -142,10 +143,31 @@ def encode_versions(versions: Iterable[StateVersion]) -> bytes:
     return pack_u32(len(items)) + body
 
 
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
 def decode_versions(data: bytes) -> list[StateVersion]:
-    r = Reader(data, "segment state chunk")
-    versions = [StateVersion(r.var(), r.u64(), r.var()) for _ in range(r.count(4 + 8 + 4))]
-    r.finish()
+    # a cold state read parses a whole chunk: unpack_from in place, not Reader per field
+    end = len(data)
+    try:
+        (n,) = _U32.unpack_from(data, 0)
+        pos, versions = 4, []
+        for _ in range(n):
+            (size,) = _U32.unpack_from(data, pos)
+            key = data[pos + 4 : pos + 4 + size]
+            pos += 4 + size
+            (height,) = _U64.unpack_from(data, pos)
+            (size,) = _U32.unpack_from(data, pos + 8)
+            value = data[pos + 12 : pos + 12 + size]
+            pos += 12 + size
+            if pos > end:
+                break
+            versions.append(StateVersion(key, height, value))
+    except struct.error as exc:
+        raise ValueError(f"segment state chunk: truncated ({exc})") from exc
+    if pos != end or len(versions) != n:
+        raise ValueError(f"segment state chunk: {n} versions do not fill {end} bytes")
     return versions
 
 

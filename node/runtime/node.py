@@ -51,6 +51,8 @@ from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
 from node.runtime.observe import ProtocolObserver
 from node.runtime.senders import SenderCache
+from node.storage.archive import Archive
+from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
@@ -62,6 +64,7 @@ log = structlog.get_logger("lanenet.node")
 FEE_SINK = bytes.fromhex("0000000000000000000000000000000000000fee")
 MAX_QUEUED_MESSAGES = 50_000
 STEP_BATCH = 256
+ARCHIVE_IDLE_S = 2.0
 MAX_EARLY_RECOVERIES = 256  # cars whose senders are being recovered ahead of execution
 RECENT_BLOCK_TIMES = 4096
 GETH_REASONS = {
@@ -104,7 +107,14 @@ class ValidatorNode:
             Ed25519Verifier([v.public_key for v in committee.validators])
         )
         self.kv = LevelDBKV(config.data_dir / "db")
-        self.chain = ChainStore(self.kv)
+        self.archive = Archive(config.archive_dir)  # serves sealed segments in either mode
+        self.chain = ChainStore(self.kv, self.archive)
+        self.archiver = Archiver(
+            self.chain,
+            hot_blocks=config.hot_blocks,
+            mode="prune" if config.archive == "prune" else "keep",
+            segment_blocks=config.segment_blocks,
+        )
         self.consensus_store = ConsensusStore(self.kv)
         self.chain.apply_genesis(
             {bytes.fromhex(a[2:]): Account(0, b) for a, b in genesis.alloc.items()}
@@ -127,6 +137,7 @@ class ValidatorNode:
         self.pool = named_pool("recover", 2)
         self.exec_pool = named_pool("execute", 1)
         self.persist_pool = named_pool("persist", 1)
+        self.archive_pool = named_pool("archive", 1)
         peers = {p.index: f"{p.host}:{p.port}" for p in config.peers}
         self.transport = GrpcTransport(
             GrpcConfig(listen_host=config.listen_host, listen_port=config.grpc_port, peers=peers),
@@ -420,6 +431,18 @@ class ValidatorNode:
             for lane, (pos, _digest) in enumerate(self.replica.lanes.last_voted):
                 self.metrics.lane_tip.labels(lane=str(lane)).set(pos)
 
+    async def _archive(self) -> None:
+        """Seal history older than ``hot_blocks`` into archive segments (or drop it, with
+        ``archive = "prune"``), one segment per step, in a worker thread; idle when caught up.
+        A FatalError (a segment that does not verify, a full disk) stops the node."""
+        loop = asyncio.get_running_loop()
+        while True:
+            result = await loop.run_in_executor(self.archive_pool, self.archiver.step)
+            if result.archived_height is not None:
+                self.metrics.archived_height.set(result.archived_height)
+            if result.action == "idle":
+                await asyncio.sleep(ARCHIVE_IDLE_S)
+
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
@@ -442,6 +465,7 @@ class ValidatorNode:
                     group.create_task(self._ingest_forwarded()),
                     group.create_task(self._feed_lane()),
                     group.create_task(self._report()),
+                    group.create_task(self._archive()),
                 ]
                 await self.stopping.wait()
                 for task in tasks:
@@ -455,6 +479,7 @@ class ValidatorNode:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.exec_pool.shutdown(wait=True, cancel_futures=True)
             self.persist_pool.shutdown(wait=True, cancel_futures=True)
+            self.archive_pool.shutdown(wait=True, cancel_futures=True)
             self.kv.close()
             log.info("node_stopped", node=self.config.name)
 

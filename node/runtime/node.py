@@ -443,10 +443,37 @@ class ValidatorNode:
             if result.action == "idle":
                 await asyncio.sleep(ARCHIVE_IDLE_S)
 
+    def _readmit_in_flight(self) -> int:
+        """After a restart the mempool is empty, but this lane's cars sealed before the crash
+        (not yet committed, or committed and not yet executed) still carry transactions.
+        Put them back as in flight, so pending nonces count them and a client cannot get a
+        second transaction with the same nonce accepted. Returns how many were readmitted."""
+        lanes, me = self.replica.lanes, self.index
+        raws: list[bytes] = []
+        for height in range(self.chain.executed_height() + 1, self.chain.committed_height() + 1):
+            block = self.chain.get_block(height)
+            if block is not None:
+                raws += [tx for car in block.cars if car.lane == me for tx in car.txs]
+        for pos in range(self.replica.ordering.positions[me][0] + 1, lanes.own_tip[0] + 1):
+            car = lanes.get_car(me, pos, lanes.voted[me].get(pos, b""))
+            if car is not None:
+                raws += car.txs
+        readmitted = []
+        for tx in recover_batch(raws, self.genesis.chain_id):
+            if not isinstance(tx, EthTx):
+                continue
+            if self.mempool.add(tx, self.chain.get_account(tx.sender)).accepted:
+                readmitted.append(tx)
+        self.mempool.mark_selected(readmitted)
+        return len(readmitted)
+
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         """Run until ``stop()``; servers are started by the caller around this."""
+        readmitted = self._readmit_in_flight()
+        if readmitted:
+            log.info("readmitted_in_flight", txs=readmitted)
         await self.transport.start()
         if self.gossip is not None and not await self.gossip.start():
             log.warning("p2p_disabled", reason="libp2p gossip did not start; gRPC only")

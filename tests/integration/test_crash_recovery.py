@@ -3,15 +3,20 @@ catches up to the same chain, and no transaction a client saw committed is ever 
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
 from node.mempool.routing import lane_of
+from node.runtime.config import load_node_config
+from node.tools import testnet as tn
 from tests.integration.conftest import (
     VALIDATORS,
     DevAccount,
@@ -285,3 +290,56 @@ def test_kill_one_validator_under_load_then_restart_it(fresh_testnet: Testnet) -
         ]
         assert not lost, f"node{i} lost or changed {len(lost)} committed transfers: {lost[:3]}"
     assert all(where.get(h) == seen.block_number for h, seen in committed.items())
+
+
+def _cars_sealed(net: Testnet, node: int) -> float:
+    port = load_node_config(net.directory / f"node{node}" / "config.toml").metrics_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2.0) as reply:
+        text = reply.read().decode()
+    for line in text.splitlines():
+        if line.startswith("lanenet_lanes_cars_sealed_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_restarted_lane_owner_still_counts_the_transactions_of_its_sealed_cars(
+    fresh_testnet: Testnet,
+) -> None:
+    """A transaction sealed into its lane owner's car but not yet committed when the owner is
+    killed -9 still holds its nonce after the restart: a second transaction with the same
+    nonce is refused (not accepted and then silently dropped), and the first one commits."""
+    net = fresh_testnet
+    account = net.accounts[0]
+    owner = lane_of(account.address, VALIDATORS)
+    peers = [i for i in range(VALIDATORS) if i != owner]
+    nonce = int(net.call(owner, "eth_getTransactionCount", account.hex, "latest"), 16)
+    sealed_before = _cars_sealed(net, owner)
+    for peer in peers:  # no votes and no commits: the car stays sealed but uncommitted
+        os.kill(net.pid(peer), signal.SIGSTOP)
+    try:
+        first = account.transfer(nonce, sink_address(1), 1)
+        tx_hash = net.call(owner, "eth_sendRawTransaction", "0x" + first.hex())
+        net.wait_until(
+            lambda: _cars_sealed(net, owner) > sealed_before,
+            f"node{owner} to seal a car with the transfer",
+            timeout=10,
+        )
+        net.kill(owner)
+        tn.up(net.directory)  # only the killed node starts; the stopped peers keep it from
+        net.wait_until(  # committing anything while the second transaction is sent
+            lambda: net.try_status(owner) is not None, f"node{owner} to serve again", timeout=30
+        )
+        second = account.transfer(nonce, sink_address(2), 1)
+        with pytest.raises(RpcFailed, match="nonce too low"):
+            net.call(owner, "eth_sendRawTransaction", "0x" + second.hex())
+        pending = int(net.call(owner, "eth_getTransactionCount", account.hex, "pending"), 16)
+        assert pending == nonce + 1
+        assert net.call(owner, "eth_getTransactionReceipt", tx_hash) is None
+    finally:
+        for peer in peers:
+            os.kill(net.pid(peer), signal.SIGCONT)
+    net.wait_until(
+        lambda: net.call(QUERY_NODE, "eth_getTransactionReceipt", tx_hash) is not None,
+        "the transfer sealed before the crash to commit",
+        timeout=60,
+    )

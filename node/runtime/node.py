@@ -56,6 +56,7 @@ from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
+from node.storage.snapshot import SnapshotStore, Snapshotter
 from node.types.errors import ConfigError
 from node.types.messages import Car, Message
 
@@ -65,6 +66,7 @@ FEE_SINK = bytes.fromhex("0000000000000000000000000000000000000fee")
 MAX_QUEUED_MESSAGES = 50_000
 STEP_BATCH = 256
 ARCHIVE_IDLE_S = 2.0
+SNAPSHOT_IDLE_S = 1.0
 MAX_EARLY_RECOVERIES = 256  # cars whose senders are being recovered ahead of execution
 RECENT_BLOCK_TIMES = 4096
 GETH_REASONS = {
@@ -115,6 +117,10 @@ class ValidatorNode:
             mode="prune" if config.archive == "prune" else "keep",
             segment_blocks=config.segment_blocks,
         )
+        self.snapshots = SnapshotStore(config.data_dir / "snapshots")
+        self.snapshotter = Snapshotter(
+            self.chain, self.snapshots, interval=config.snapshot_interval
+        )
         self.consensus_store = ConsensusStore(self.kv)
         self.chain.apply_genesis(
             {bytes.fromhex(a[2:]): Account(0, b) for a, b in genesis.alloc.items()}
@@ -138,6 +144,7 @@ class ValidatorNode:
         self.exec_pool = named_pool("execute", 1)
         self.persist_pool = named_pool("persist", 1)
         self.archive_pool = named_pool("archive", 1)
+        self.snapshot_pool = named_pool("snapshot", 1)
         peers = {p.index: f"{p.host}:{p.port}" for p in config.peers}
         self.transport = GrpcTransport(
             GrpcConfig(listen_host=config.listen_host, listen_port=config.grpc_port, peers=peers),
@@ -467,6 +474,17 @@ class ValidatorNode:
         self.mempool.mark_selected(readmitted)
         return len(readmitted)
 
+    async def _snapshot(self) -> None:
+        """Write a state snapshot every ``snapshot_interval`` executed heights
+        (node/storage/snapshot.py) in a worker thread; idle in between."""
+        loop = asyncio.get_running_loop()
+        while True:
+            result = await loop.run_in_executor(self.snapshot_pool, self.snapshotter.step)
+            if result.action == "created":
+                log.info("snapshot_created", height=result.height, accounts=result.accounts)
+            else:
+                await asyncio.sleep(SNAPSHOT_IDLE_S)
+
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
@@ -493,6 +511,7 @@ class ValidatorNode:
                     group.create_task(self._feed_lane()),
                     group.create_task(self._report()),
                     group.create_task(self._archive()),
+                    group.create_task(self._snapshot()),
                 ]
                 await self.stopping.wait()
                 for task in tasks:
@@ -507,6 +526,7 @@ class ValidatorNode:
             self.exec_pool.shutdown(wait=True, cancel_futures=True)
             self.persist_pool.shutdown(wait=True, cancel_futures=True)
             self.archive_pool.shutdown(wait=True, cancel_futures=True)
+            self.snapshot_pool.shutdown(wait=True, cancel_futures=True)
             self.kv.close()
             log.info("node_stopped", node=self.config.name)
 

@@ -19,6 +19,8 @@ from node.types.messages import (
     Confirm,
     Cut,
     CutTip,
+    ExecCert,
+    ExecVote,
     LaneVote,
     Message,
     MsgKind,
@@ -106,7 +108,28 @@ timeouts = st.builds(
 )
 tcs = st.builds(TC, u64s, u64s, st.lists(timeouts, min_size=1, max_size=4).map(tuple))
 tickets = st.builds(Ticket, st.none() | proposals, st.none() | qcs(), st.none() | tcs)
-prepares = st.builds(Prepare, proposals, tickets)
+
+
+@st.composite
+def exec_ranges(draw: st.DrawFn) -> tuple[int, int]:
+    low, high = sorted((draw(st.integers(1, U64_MAX)), draw(st.integers(1, U64_MAX))))
+    return low, high
+
+
+@st.composite
+def exec_votes(draw: st.DrawFn) -> ExecVote:
+    first, last = draw(exec_ranges())
+    return ExecVote(first, last, draw(digests), draw(indices), draw(signatures))
+
+
+@st.composite
+def exec_certs(draw: st.DrawFn) -> ExecCert:
+    first, last = draw(exec_ranges())
+    signers, sigs = draw(signed_sets())
+    return ExecCert(first, last, draw(digests), signers, sigs)
+
+
+prepares = st.builds(Prepare, proposals, tickets, st.none() | exec_certs())
 confirms = st.builds(Confirm, qcs(), cuts())
 commits = st.builds(Commit, qcs(), cuts())
 
@@ -138,6 +161,7 @@ MESSAGE_STRATEGIES: dict[type, st.SearchStrategy[Message]] = {
     SyncRequest: sync_requests(),
     SyncReply: sync_replies(),
     CommitSyncRequest: commit_sync_requests,
+    ExecVote: exec_votes(),
 }
 """One strategy per member of the ``Message`` union."""
 

@@ -23,6 +23,8 @@ class ProtocolConfig:
     max_sync_cars: int = 512
     car_retention: int = 4096
     commit_retention: int = 4096
+    exec_cert_interval: int = 10
+    """Validators vote on their state commitment after every height that is a multiple."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -37,6 +39,7 @@ class ProtocolConfig:
             "max_sync_cars",
             "car_retention",
             "commit_retention",
+            "exec_cert_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"protocol config: {name} must be positive")
@@ -44,6 +47,9 @@ class ProtocolConfig:
             raise ConfigError("protocol config: fast_path_timeout_ms must not be negative")
         if self.max_view_timeout_ms < self.view_timeout_ms:
             raise ConfigError("protocol config: max_view_timeout_ms < view_timeout_ms")
+
+    def is_exec_checkpoint(self, height: int) -> bool:
+        return height > 0 and height % self.exec_cert_interval == 0
 
     def view_timeout(self, view: int) -> int:
         """Timeouts double per view, capped."""

@@ -33,6 +33,7 @@ from node.protocol.effects import (
     SetTimer,
 )
 from node.protocol.events import Timer
+from node.protocol.execution import ExecutionCheck
 from node.protocol.lanes import Lanes
 from node.protocol.ordering import Ordering
 from node.protocol.validation import MessageChecker
@@ -102,6 +103,7 @@ class Consensus:
         config: ProtocolConfig,
         lanes: Lanes,
         ordering: Ordering,
+        execution: ExecutionCheck,
     ) -> None:
         self.committee = committee
         self.me = me
@@ -110,6 +112,7 @@ class Consensus:
         self.config = config
         self.lanes = lanes
         self.ordering = ordering
+        self.execution = execution
         self.k = config.parallel_slots
         self.slots: dict[int, SlotState] = {}
         self.commits: dict[int, Commit] = {}
@@ -244,7 +247,8 @@ class Consensus:
         state = self._slot(slot)
         state.proposed.add(view)
         sig = self._sign(MsgKind.PROPOSAL, slot, view, cut.digest)
-        prepare = Prepare(Proposal(slot, view, cut, self.me, sig), ticket)
+        proposal = Proposal(slot, view, cut, self.me, sig)
+        prepare = Prepare(proposal, ticket, self.execution.latest_cert)
         effects: list[Effect] = [Persist(("proposal", slot), prepare), Broadcast(prepare)]
         return effects + self.on_prepare(self.me, prepare)
 
@@ -295,10 +299,15 @@ class Consensus:
             return [Ignore("stale or duplicate prepare")]
         if view > (state.view if state is not None else 0) + MAX_VIEW_LEAD:
             return [Ignore("prepare view too far ahead")]
-        reason = self.checks.validate_proposal(proposal) or self._validate_ticket(proposal, ticket)
+        cert = prepare.exec_cert
+        reason = (
+            self.checks.validate_proposal(proposal)
+            or self._validate_ticket(proposal, ticket)
+            or (self.execution.validate_cert(cert) if cert is not None else None)
+        )
         if reason is not None:
             return [Reject(sender, reason)]
-        effects: list[Effect] = []
+        effects: list[Effect] = self.execution.on_cert(cert) if cert is not None else []
         if ticket.prev is not None:
             self._note_proposal(ticket.prev)
         if ticket.commit_qc is not None:

@@ -80,4 +80,27 @@ class Reject:
     reason: str
 
 
-Effect = Send | Broadcast | SetTimer | CancelTimer | Persist | Committed | Deliver | Ignore | Reject
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """This validator's own state commitment diverges from what the network certified: it
+    must stop at once, serving and signing nothing more. Emitted once; the replica then
+    answers every event with nothing."""
+
+    reason: str
+    height: int
+    own: bytes
+    certified: bytes
+
+
+Effect = (
+    Send
+    | Broadcast
+    | SetTimer
+    | CancelTimer
+    | Persist
+    | Committed
+    | Deliver
+    | Ignore
+    | Reject
+    | Halt
+)

@@ -47,4 +47,14 @@ class TxsSubmitted:
     txs: tuple[bytes, ...]
 
 
-Event = Start | MessageReceived | TimerFired | TxsSubmitted
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """The runtime executed block ``height`` and saved it; ``commitment`` is the state
+    commitment after it. Fed in height order (after a restart: from the latest checkpoint)."""
+
+    now: int
+    height: int
+    commitment: bytes
+
+
+Event = Start | MessageReceived | TimerFired | TxsSubmitted | Executed

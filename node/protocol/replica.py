@@ -12,7 +12,15 @@ from node.crypto.signing import Signer, Verifier
 from node.protocol.config import ProtocolConfig
 from node.protocol.consensus import Consensus
 from node.protocol.effects import Effect, Ignore, PersistKey, Reject
-from node.protocol.events import Event, MessageReceived, Start, TimerFired, TxsSubmitted
+from node.protocol.events import (
+    Event,
+    Executed,
+    MessageReceived,
+    Start,
+    TimerFired,
+    TxsSubmitted,
+)
+from node.protocol.execution import ExecutionCheck
 from node.protocol.lanes import Lanes
 from node.protocol.ordering import Ordering, OrderingCheckpoint
 from node.protocol.validation import MessageChecker
@@ -23,6 +31,7 @@ from node.types.messages import (
     Commit,
     CommitSyncRequest,
     Confirm,
+    ExecVote,
     LaneVote,
     Message,
     PoA,
@@ -51,8 +60,9 @@ class Replica:
         self.checks = MessageChecker(committee, verifier)
         self.lanes = Lanes(committee, me, signer, self.checks, config)
         self.ordering = Ordering(self.lanes)
+        self.execution = ExecutionCheck(committee, me, signer, self.checks, config)
         self.consensus = Consensus(
-            committee, me, signer, self.checks, config, self.lanes, self.ordering
+            committee, me, signer, self.checks, config, self.lanes, self.ordering, self.execution
         )
 
     def restore(self, records: Mapping[PersistKey, object]) -> None:
@@ -75,6 +85,18 @@ class Replica:
                 self.ordering.pending[slot] = commit.cut  # delivered by Start's advance()
 
     def step(self, event: Event) -> list[Effect]:
+        """One event in, effects out. After a ``Halt`` (own execution diverged) the replica
+        is inert: it answers nothing, so it neither votes nor proposes again."""
+        if self.execution.halted is not None:
+            return []
+        effects = self._step(event)
+        if self.execution.halted is not None:
+            return [self.execution.halted]  # nothing of the diverging step goes out
+        return effects
+
+    def _step(self, event: Event) -> list[Effect]:
+        if isinstance(event, Executed):
+            return self.execution.on_executed(event.height, event.commitment)
         if isinstance(event, MessageReceived):
             effects = self._on_message(event.sender, event.message)
         elif isinstance(event, TimerFired):
@@ -107,6 +129,8 @@ class Replica:
             return self.lanes.on_lane_vote(sender, message)
         if isinstance(message, PoA):
             return self.lanes.on_poa(sender, message)
+        if isinstance(message, ExecVote):
+            return self.execution.on_vote(sender, message)
         if isinstance(message, SyncRequest):
             return self.lanes.on_sync_request(sender, message)
         if isinstance(message, SyncReply):

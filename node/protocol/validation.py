@@ -13,6 +13,8 @@ from node.types.messages import (
     TC,
     Car,
     Cut,
+    ExecCert,
+    ExecVote,
     LaneVote,
     MsgKind,
     PoA,
@@ -23,6 +25,7 @@ from node.types.messages import (
 )
 
 U64_LIMIT = 1 << 64
+COMMITMENT_SIZE = DIGEST_SIZE
 POA_CACHE = 16384
 
 
@@ -248,4 +251,45 @@ class MessageChecker:
             reason = self.validate_timeout(t)
             if reason is not None:
                 return f"TC holds an invalid timeout: {reason}"
+        return None
+
+    # ------------------------------------------------------------ execution results
+
+    def validate_exec_range(
+        self, first: int, last: int, commitment: bytes, interval: int
+    ) -> str | None:
+        """A checkpoint range: ``last`` a positive multiple of ``interval``, ``first`` the
+        height after the previous checkpoint, and a 32-byte commitment."""
+        if not fits_u64(first, last) or first > last:
+            return "execution range out of order or out of range"
+        if last % interval != 0 or first != last - interval + 1:
+            return "execution range is not a checkpoint interval"
+        if len(commitment) != COMMITMENT_SIZE:
+            return "state commitment of the wrong size"
+        return None
+
+    def validate_exec_vote(self, vote: ExecVote, interval: int) -> str | None:
+        reason = self.validate_exec_range(vote.first, vote.last, vote.commitment, interval)
+        if reason is not None:
+            return reason
+        if not self._signed(
+            MsgKind.EXEC_VOTE, vote.first, vote.last, vote.digest, vote.voter, vote.signature
+        ):
+            return "bad execution vote signature"
+        return None
+
+    def validate_exec_cert(self, cert: ExecCert, interval: int) -> str | None:
+        reason = self.validate_exec_range(cert.first, cert.last, cert.commitment, interval)
+        if reason is not None:
+            return reason
+        if not self._quorum_signed(
+            MsgKind.EXEC_VOTE,
+            cert.first,
+            cert.last,
+            cert.digest,
+            cert.signers,
+            cert.signatures,
+            self.committee.quorum,
+        ):
+            return "execution certificate without a valid quorum of signatures"
         return None

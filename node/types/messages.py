@@ -1,7 +1,8 @@
 """Every value that crosses the wire between validators, plus the ordered Block.
 
 Each signed value binds (chain id, message kind, two position numbers, content digest) through
-``signing_bytes``: (lane, pos) for cars and lane votes, (slot, view) for consensus messages.
+``signing_bytes``: (lane, pos) for cars and lane votes, (slot, view) for consensus messages,
+(first, last height) for execution votes.
 Digests are computed from the canonical encoding in ``node.types.encoding``, never from the
 wire bytes.
 """
@@ -26,6 +27,7 @@ class MsgKind(IntEnum):
     PREPARE_VOTE = 4
     CONFIRM_ACK = 5
     TIMEOUT = 6
+    EXEC_VOTE = 7
 
 
 def signing_bytes(kind: MsgKind, chain_id: int, first: int, second: int, digest: bytes) -> bytes:
@@ -241,8 +243,12 @@ class Ticket:
 
 @dataclass(frozen=True, slots=True)
 class Prepare:
+    """A leader's proposal with its ticket; ``exec_cert`` is the latest execution certificate
+    the leader holds (self-authenticating, so not covered by the proposal signature)."""
+
     proposal: Proposal
     ticket: Ticket
+    exec_cert: ExecCert | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +265,45 @@ class Commit:
 
     commit_qc: QC
     cut: Cut
+
+
+# ---------------------------------------------------------------- execution results
+
+
+def compute_exec_digest(first: int, last: int, commitment: bytes) -> bytes:
+    """What an execution vote signs: the height range and the state commitment after ``last``."""
+    return hash_tagged(b"exec", encode_u64(first) + encode_u64(last) + commitment)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecVote:
+    """A validator executed blocks ``first..last`` and its state commitment after ``last`` is
+    ``commitment``; sent at every checkpoint height (a multiple of ``exec_cert_interval``)."""
+
+    first: int
+    last: int
+    commitment: bytes
+    voter: int
+    signature: bytes
+
+    @property
+    def digest(self) -> bytes:
+        return compute_exec_digest(self.first, self.last, self.commitment)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecCert:
+    """Execution certificate: quorum weight of matching ExecVotes. Signers ascend."""
+
+    first: int
+    last: int
+    commitment: bytes
+    signers: tuple[int, ...]
+    signatures: tuple[bytes, ...]
+
+    @property
+    def digest(self) -> bytes:
+        return compute_exec_digest(self.first, self.last, self.commitment)
 
 
 # ---------------------------------------------------------------- sync
@@ -302,6 +347,7 @@ Message = (
     | SyncRequest
     | SyncReply
     | CommitSyncRequest
+    | ExecVote
 )
 
 

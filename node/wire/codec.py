@@ -29,6 +29,8 @@ from node.types.messages import (
     Confirm,
     Cut,
     CutTip,
+    ExecCert,
+    ExecVote,
     LaneVote,
     Message,
     MsgKind,
@@ -188,6 +190,27 @@ def _encode_prepare(prepare: Prepare) -> pb.Prepare:
             commit_qc=_optional(_encode_qc, ticket.commit_qc),
             tc=_optional(_encode_tc, ticket.tc),
         ),
+        exec_cert=_optional(_encode_exec_cert, prepare.exec_cert),
+    )
+
+
+def _encode_exec_vote(vote: ExecVote) -> pb.ExecVote:
+    return pb.ExecVote(
+        first=vote.first,
+        last=vote.last,
+        commitment=vote.commitment,
+        voter=vote.voter,
+        signature=vote.signature,
+    )
+
+
+def _encode_exec_cert(cert: ExecCert) -> pb.ExecCert:
+    return pb.ExecCert(
+        first=cert.first,
+        last=cert.last,
+        commitment=cert.commitment,
+        signers=encode_signers(cert.signers),
+        signatures=cert.signatures,
     )
 
 
@@ -243,6 +266,7 @@ _MESSAGE_ENCODERS: Final[dict[type, tuple[str, Callable[[Any], Any]]]] = {
     SyncRequest: ("sync_request", _encode_sync_request),
     SyncReply: ("sync_reply", _encode_sync_reply),
     CommitSyncRequest: ("commit_sync_request", _encode_commit_sync_request),
+    ExecVote: ("exec_vote", _encode_exec_vote),
 }
 
 
@@ -450,6 +474,35 @@ def _decode_prepare(m: pb.Prepare, where: str) -> Prepare:
     return Prepare(
         proposal=_decode_proposal(_required(m, "proposal", where), f"{where}.proposal"),
         ticket=_decode_ticket(_required(m, "ticket", where), f"{where}.ticket"),
+        exec_cert=_decode_optional(_decode_exec_cert, m, "exec_cert", where),
+    )
+
+
+def _check_exec_range(first: int, last: int, where: str) -> None:
+    if first < 1 or first > last:
+        raise MalformedMessage(f"{where}: execution range {first}..{last} is empty or starts at 0")
+
+
+def _decode_exec_vote(m: pb.ExecVote, where: str) -> ExecVote:
+    _check_exec_range(m.first, m.last, where)
+    return ExecVote(
+        first=m.first,
+        last=m.last,
+        commitment=_check_digest(m.commitment, f"{where}.commitment"),
+        voter=_check_index(m.voter, f"{where}.voter"),
+        signature=_check_signature(m.signature, f"{where}.signature"),
+    )
+
+
+def _decode_exec_cert(m: pb.ExecCert, where: str) -> ExecCert:
+    _check_exec_range(m.first, m.last, where)
+    signers, signatures = _decode_signed_set(m.signers, m.signatures, where)
+    return ExecCert(
+        first=m.first,
+        last=m.last,
+        commitment=_check_digest(m.commitment, f"{where}.commitment"),
+        signers=signers,
+        signatures=signatures,
     )
 
 
@@ -519,4 +572,5 @@ _MESSAGE_DECODERS: Final[dict[str, Callable[[Any, str], Message]]] = {
     "sync_request": _decode_sync_request,
     "sync_reply": _decode_sync_reply,
     "commit_sync_request": _decode_commit_sync_request,
+    "exec_vote": _decode_exec_vote,
 }

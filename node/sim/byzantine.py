@@ -26,6 +26,7 @@ from node.types.messages import (
     Confirm,
     Cut,
     CutTip,
+    ExecVote,
     LaneVote,
     Message,
     MsgKind,
@@ -214,7 +215,7 @@ def flip(signature: bytes, rng: random.Random) -> bytes:
 
 def corrupt_signature(message: Message, rng: random.Random) -> Message:
     """The same message with one signature (its own, or one inside a certificate) damaged."""
-    if isinstance(message, (Car, LaneVote, Vote, Timeout)):
+    if isinstance(message, (Car, LaneVote, Vote, Timeout, ExecVote)):
         return dataclasses.replace(message, signature=flip(message.signature, rng))
     if isinstance(message, Prepare):
         proposal = message.proposal

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from node.sim.invariants import (
     Violation,
     check_agreement,
+    check_execution,
     check_inclusion,
     check_liveness,
     check_no_duplicates,
@@ -27,6 +28,7 @@ def check_run(result: RunResult, sim: Simulation) -> list[Violation]:
     found += check_slot_agreement(result.monitor.committed_cuts(result.honest))
     found += check_no_duplicates(ledgers, result.honest)
     found += check_poas(ledgers, result.monitor.poas)
+    found += check_execution(result.monitor.execution)
     scenario = result.scenario
     since, bound = scenario.heal, scenario.liveness_bound
     if result.recovered_at is None and result.end < since + bound:

@@ -23,21 +23,32 @@ from node.protocol.effects import (
     Committed,
     Deliver,
     Effect,
+    Halt,
     Ignore,
     Persist,
     Reject,
     Send,
     SetTimer,
 )
-from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFired, TxsSubmitted
+from node.protocol.events import (
+    Event,
+    Executed,
+    MessageReceived,
+    Start,
+    Timer,
+    TimerFired,
+    TxsSubmitted,
+)
 from node.sim.byzantine import make_behaviour, split_peers
 from node.sim.clients import Clients
 from node.sim.clock import US_PER_MS, VirtualClock
 from node.sim.hosts import (
+    GENESIS_COMMITMENT,
     Host,
     Instance,
     ReplicaFactory,
     make_keys,
+    next_commitment,
     real_replica,
 )
 from node.sim.invariants import CommitRecord, Monitor, PoaBook, Violation
@@ -51,6 +62,7 @@ PROBE_EVERY = 25 * US_PER_MS
 SETTLE_AFTER_RECOVERY = 400 * US_PER_MS  # leaves time to observe hangover
 INBOX_SIZE = 256
 REDELIVERY_SPACING = 20  # clock ticks between re-delivered messages
+EXECUTION_DELAY = US_PER_MS  # from a block's delivery to its execution result
 
 _DELIVER, _TIMER, _ACTION = 1, 2, 3
 
@@ -72,6 +84,8 @@ class RunResult:
     crashed: frozenset[int]
     recovered_at: int | None
     """When liveness and inclusion after heal were first seen to hold (early stop), if so."""
+    halted: frozenset[int] = frozenset()
+    """Hosts whose replica halted on a diverged state commitment."""
 
     def ledger_fingerprint(self) -> str:
         """One digest over every honest ledger: equal for two runs of one seed."""
@@ -165,7 +179,11 @@ class Simulation:
             instances = [Instance(index, 0, None)]
             if any(c.redeliver for c in self.scenario.crashes):
                 instances[0].inbox = deque(maxlen=INBOX_SIZE)
-        behaviours = [make_behaviour(k, index, size, rng) for k in kinds if k != "twins"]
+        if "corrupt-state" in kinds:
+            for inst in instances:
+                inst.corrupt_from = self.scenario.corrupt_from
+        harness_kinds = ("twins", "corrupt-state")
+        behaviours = [make_behaviour(k, index, size, rng) for k in kinds if k not in harness_kinds]
         return Host(index, not kinds, instances, behaviours)
 
     # ------------------------------------------------------------ running
@@ -223,6 +241,7 @@ class Simulation:
             self.submitted,
             frozenset(self.crashed_hosts),
             self.recovered_at,
+            frozenset(h.index for h in self.hosts if any(i.halted for i in h.instances)),
         )
 
     def _violate(self, kind: str, detail: str) -> None:
@@ -267,6 +286,13 @@ class Simulation:
                 self._on_exception(inst, exc)
                 return
         self._step(inst, Start(self.clock.now_ms))
+        if restore:
+            # the runtime reports its latest executed checkpoint again (votes are not persisted)
+            interval = self.scenario.config.exec_cert_interval
+            height = len(inst.commitments) // interval * interval
+            if height > 0:
+                commitment = inst.reported_commitment(height)
+                self._step(inst, Executed(self.clock.now_ms, height, commitment))
 
     def _on_exception(self, inst: Instance, exc: Exception) -> None:
         """A replica that raises has a bug (it must answer bad input with Ignore/Reject):
@@ -335,6 +361,16 @@ class Simulation:
                 self.counters["ignore:" + reason] += 1
             case Reject():
                 self._on_reject(inst, effect)
+            case Halt(reason=reason):
+                self._on_halt(inst, reason)
+
+    def _on_halt(self, inst: Instance, reason: str) -> None:
+        """The replica found its own state diverged: the machine stops for good."""
+        self.counters["halts"] += 1
+        host = self.hosts[inst.host]
+        self.monitor.execution.on_halt(host.index, host.honest, reason)
+        inst.halted = True
+        self._crash(inst)
 
     def _on_reject(self, inst: Instance, effect: Reject) -> None:
         self.counters["reject"] += 1
@@ -361,10 +397,27 @@ class Simulation:
                 )
             return
         ledger.append(block)
+        previous = inst.commitments[-1] if inst.commitments else GENESIS_COMMITMENT
+        inst.commitments.append(next_commitment(previous, block))
+        if honest:
+            self.monitor.execution.on_commitment(block.height, inst.commitments[-1])
+        self._schedule_execution(inst, block.height)
         if honest and block.height > self._ordered_height:
             self._ordered_height = block.height
             for car in block.cars:
                 self.ordered_txs.update(car.txs)
+
+    def _schedule_execution(self, inst: Instance, height: int) -> None:
+        """Report the block's execution result to the replica a moment later, as a runtime
+        does after executing and saving it (unless the machine crashed meanwhile)."""
+        incarnation = inst.incarnation
+
+        def report() -> None:
+            if inst.incarnation == incarnation and inst.replica is not None:
+                commitment = inst.reported_commitment(height)
+                self._step(inst, Executed(self.clock.now_ms, height, commitment))
+
+        self.clock.schedule_in(EXECUTION_DELAY, _ACTION, report)
 
     def _on_committed(self, inst: Instance, effect: Committed) -> None:
         if not self.hosts[inst.host].honest:

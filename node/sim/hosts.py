@@ -21,6 +21,13 @@ from node.types.committee import Committee, Validator
 from node.types.messages import Block, Message
 
 CHAIN_ID = 7357
+GENESIS_COMMITMENT = bytes(32)
+
+
+def next_commitment(previous: bytes, block: Block) -> bytes:
+    """The simulator's stand-in for execution: a hash chain over the ordered blocks, so equal
+    ledgers have equal commitments at every height."""
+    return hashlib.blake2b(b"state" + previous + block.digest, digest_size=32).digest()
 
 
 class ReplicaLike(Protocol):
@@ -70,6 +77,19 @@ class Instance:
     gapped: bool = False
     inbox: deque[tuple[int, Message]] | None = None
     """The last messages received, kept only when a crash may ask to re-deliver them."""
+    commitments: list[bytes] = field(default_factory=list)
+    """The state commitment after each ledger height (``commitments[h - 1]``)."""
+    corrupt_from: int | None = None
+    """From this height on the machine's state is corrupted: it reports other commitments."""
+    halted: bool = False
+
+    def reported_commitment(self, height: int) -> bytes:
+        """What this machine's execution reports after ``height``: the true commitment, or a
+        corrupted one from ``corrupt_from`` on."""
+        true = self.commitments[height - 1]
+        if self.corrupt_from is not None and height >= self.corrupt_from:
+            return hashlib.blake2b(b"corrupt" + true, digest_size=32).digest()
+        return true
 
     def hears(self, peer: int) -> bool:
         return self.audience is None or peer in self.audience

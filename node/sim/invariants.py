@@ -11,6 +11,8 @@ certificates seen), so tests can hand them planted violations and see them fail:
 * honest nodes never sign conflicting statements (one car of their own lane and one LaneVote
   per (lane, pos), one vote per (phase, slot, view), one Timeout and one Proposal per (slot,
   view), no vote in a view after timing out of it), remembered across restarts;
+* execution: no honest node halts on a diverged state commitment, and every execution
+  certificate carried in a Prepare certifies the honest commitment of its height;
 * liveness: after the last fault heals, every honest node that is up commits within a bound,
   and transactions given to honest, never-crashed nodes are ordered.
 """
@@ -29,6 +31,8 @@ from node.types.messages import (
     Commit,
     Confirm,
     Cut,
+    ExecCert,
+    ExecVote,
     LaneVote,
     Message,
     MsgKind,
@@ -266,6 +270,8 @@ class VoteBook:
             proposal = message.proposal
             if proposal.leader == node:
                 self._sign(node, "proposal", proposal.slot, proposal.view, proposal.cut.digest)
+        elif isinstance(message, ExecVote) and message.voter == node:
+            self._sign(node, "exec-vote", message.first, message.last, message.digest)
 
     def _record_vote(self, node: int, vote: Vote) -> None:
         kind = "prepare-vote" if vote.phase == MsgKind.PREPARE_VOTE else "confirm-ack"
@@ -295,6 +301,50 @@ class VoteBook:
             )
 
 
+# ---------------------------------------------------------------- execution results
+
+
+@dataclass(slots=True)
+class ExecBook:
+    """The honest state commitment per height, every execution certificate carried in a
+    Prepare, and every halt; ``check_execution`` judges them at the end of a run (a
+    certificate may be seen before the honest commitment of its height is recorded)."""
+
+    reference: dict[int, bytes] = field(default_factory=dict)
+    certs: dict[tuple[int, bytes], ExecCert] = field(default_factory=dict)
+    halts: dict[int, tuple[bool, str]] = field(default_factory=dict)
+
+    def on_commitment(self, height: int, commitment: bytes) -> None:
+        self.reference.setdefault(height, commitment)
+
+    def on_cert(self, cert: ExecCert) -> None:
+        self.certs.setdefault((cert.last, cert.commitment), cert)
+
+    def on_halt(self, node: int, honest: bool, reason: str) -> None:
+        self.halts.setdefault(node, (honest, reason))
+
+
+def check_execution(book: ExecBook) -> list[Violation]:
+    """No honest validator halts, and every certificate certifies the honest commitment."""
+    found = [
+        Violation("honest-halt", f"node {node}: {reason}")
+        for node, (honest, reason) in sorted(book.halts.items())
+        if honest
+    ]
+    for (height, commitment), cert in sorted(book.certs.items()):
+        honest = book.reference.get(height)
+        if honest != commitment:
+            found.append(
+                Violation(
+                    "bad-exec-cert",
+                    f"certificate for height {height} by {list(cert.signers)} certifies "
+                    f"{commitment.hex()[:12]}, honest nodes have "
+                    f"{honest.hex()[:12] if honest else 'not executed it'}",
+                )
+            )
+    return found
+
+
 # ---------------------------------------------------------------- the monitor
 
 
@@ -320,6 +370,7 @@ class Monitor:
     commits: dict[int, dict[int, CommitRecord]] = field(default_factory=dict)
     last_commit: dict[int, int] = field(default_factory=dict)
     max_slot_prepared: int = 0
+    execution: ExecBook = field(default_factory=ExecBook)
 
     def on_send(self, node: int, honest: bool, message: Message, now: int) -> None:
         (self.votes if honest else self.byzantine_votes).record(node, message)
@@ -330,6 +381,8 @@ class Monitor:
                 self.first_prepare[slot] = now
                 self.first_leader[slot] = message.proposal.leader
             self.max_slot_prepared = max(self.max_slot_prepared, slot)
+            if message.exec_cert is not None:
+                self.execution.on_cert(message.exec_cert)
 
     def on_commit(self, node: int, record: CommitRecord) -> None:
         self.commits.setdefault(node, {}).setdefault(record.slot, record)

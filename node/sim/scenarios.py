@@ -15,6 +15,8 @@
   to its own half of the peers.
 * ``mixed``: f Byzantine nodes of mixed kinds (twins included) plus partitions, loss
   windows and a crash-restart of an honest node.
+* ``corrupt-state``: one validator's execution reports corrupted state commitments from a
+  random height on; it must halt while the others keep committing and certifying.
 
 Every scenario keeps a fault-free warm-up (the latency baseline for hangover), heals every
 fault but the Byzantine ones at ``heal``, and runs at least ``liveness_bound`` past it.
@@ -41,6 +43,7 @@ SIM_CONFIG = ProtocolConfig(
     fast_path_timeout_ms=20,
     parallel_slots=4,
     sync_retry_ms=100,
+    exec_cert_interval=5,
 )
 
 
@@ -96,6 +99,8 @@ class Scenario:
     byzantine: tuple[tuple[int, tuple[str, ...]], ...] = ()
     fault_windows: tuple[tuple[int, int], ...] = ()
     duration_override: int = 0
+    corrupt_from: int = 1
+    """Hosts of kind "corrupt-state" report corrupted state commitments from this height on."""
 
     @property
     def byzantine_hosts(self) -> frozenset[int]:
@@ -293,6 +298,24 @@ def mixed(n: int, seed: int) -> Scenario:
     )
 
 
+def corrupt_state(n: int, seed: int) -> Scenario:
+    """One validator's state is corrupted from a random height on: it must halt once the
+    others certify the true commitment, while they keep committing."""
+    rng = _rng("corrupt-state", n, seed)
+    config = sim_config(n)
+    host = rng.randrange(n)
+    return Scenario(
+        "corrupt-state",
+        n,
+        seed,
+        config=config,
+        heal=warmup(n) + ms(1200),
+        link=LinkModel(jitter_mean_ms=rng.uniform(1.0, 4.0)),
+        byzantine=((host, ("corrupt-state",)),),
+        corrupt_from=rng.randint(1, 2 * config.exec_cert_interval),
+    )
+
+
 def _last_restart(crashes: Sequence[Crash]) -> int:
     return max(c.restart if c.restart is not None else c.at for c in crashes)
 
@@ -310,6 +333,7 @@ SCENARIOS: dict[str, Callable[[int, int], Scenario]] = {
     "byzantine": byzantine,
     "twins": twins,
     "mixed": mixed,
+    "corrupt-state": corrupt_state,
 }
 
 

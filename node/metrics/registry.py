@@ -161,6 +161,11 @@ class Metrics:
             "Executed transactions by status (ok or failed).",
             ("status",),
         )
+        self.divergence = g(
+            "lanenet_execution_divergence",
+            "Height at which this node's state commitment diverged from the one the network "
+            "certified (0: none). A diverged node halts; this is set just before it exits.",
+        )
         self.occ_reexecutions = c(
             "lanenet_execution_occ_reexecutions_total",
             "Transactions re-executed after an OCC validation failure. "

@@ -39,12 +39,21 @@ from node.protocol.effects import (
     Committed,
     Deliver,
     Effect,
+    Halt,
     Persist,
     Reject,
     Send,
     SetTimer,
 )
-from node.protocol.events import Event, MessageReceived, Start, Timer, TimerFired, TxsSubmitted
+from node.protocol.events import (
+    Event,
+    Executed,
+    MessageReceived,
+    Start,
+    Timer,
+    TimerFired,
+    TxsSubmitted,
+)
 from node.protocol.replica import Replica
 from node.rpc.chain_view import SubmitResult
 from node.rpc.height_watch import HeightWatch
@@ -57,7 +66,7 @@ from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
 from node.storage.kv import LevelDBKV
 from node.storage.snapshot import SnapshotStore, Snapshotter
-from node.types.errors import ConfigError
+from node.types.errors import ConfigError, FatalError
 from node.types.messages import Car, Message
 
 log = structlog.get_logger("lanenet.node")
@@ -205,7 +214,7 @@ class ValidatorNode:
         for effect in effects:
             if isinstance(effect, Persist):
                 persists.append(effect)
-            elif isinstance(effect, Deliver | Committed):
+            elif isinstance(effect, Deliver | Committed | Halt):
                 self._apply_one(effect)
             else:
                 rest.append(effect)
@@ -238,6 +247,21 @@ class ValidatorNode:
             self.metrics.messages_rejected.labels(reason=effect.reason[:60]).inc()
             self.metrics.penalties.labels(peer=str(effect.peer)).inc()
             log.debug("rejected", peer=effect.peer, reason=effect.reason)
+        elif isinstance(effect, Halt):
+            self._halt(effect)
+
+    def _halt(self, halt: Halt) -> None:
+        """Own execution diverged from what the network certified: stop before anything else
+        of this batch goes out; the process exits with code 3 (never serve that state)."""
+        self.metrics.divergence.set(halt.height)
+        log.error(
+            "execution_diverged",
+            height=halt.height,
+            own_commitment=halt.own.hex(),
+            certified_commitment=halt.certified.hex(),
+            reason=halt.reason,
+        )
+        raise FatalError(halt.reason)
 
     def _set_timer(self, timer: Timer, delay_ms: int) -> None:
         old = self.timers.pop(timer, None)
@@ -292,6 +316,8 @@ class ValidatorNode:
     async def _execute(self) -> None:
         loop = asyncio.get_running_loop()
         chain_id = self.genesis.chain_id
+        interval = self.genesis.protocol.exec_cert_interval
+        self._report_execution(self.chain.executed_height() // interval * interval)
         while True:
             height = self.chain.executed_height() + 1
             if height > self.chain.committed_height():
@@ -326,12 +352,24 @@ class ValidatorNode:
             self.metrics.executed_txs.labels(status="skipped").inc(len(result.skipped))
             self.metrics.executed_height.set(height)
             self.executed.advance(height)
+            self._report_execution(height)
 
     def _execute_and_save(self, height: int, txs: list[EthTx | UndecodableTx]) -> BlockResult:
         """Runs in the execution thread: execute block ``height`` and store its results."""
         result = execute_block(self.chain, height, txs, self.genesis.base_fee, FEE_SINK)
         self.chain.save_block_result(result)
         return result
+
+    def _report_execution(self, height: int) -> None:
+        """Tell the replica the state commitment after ``height`` (for execution votes).
+        After a restart this runs once for the latest executed checkpoint."""
+        commitment = self.chain.get_state_commitment(height) if height > 0 else None
+        if commitment is None:
+            return
+        corrupt_at = debug_corrupt_commitment_at()
+        if corrupt_at is not None and height >= corrupt_at:
+            commitment = bytes([commitment[0] ^ 0xFF]) + commitment[1:]
+        self.events.put_nowait(Executed(now_ms(), height, commitment))
 
     def _recover_car_early(self, car: Car) -> None:
         """Recover a peer car's senders in a worker thread now, for its execution later."""
@@ -532,6 +570,14 @@ class ValidatorNode:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def debug_corrupt_commitment_at() -> int | None:
+    """Test hook: with LANENET_DEBUG_CORRUPT_COMMITMENT_AT=H this node reports a corrupted
+    state commitment for every height >= H to its replica, so the network's execution
+    certificates expose it and it halts. Never set it on a real node."""
+    value = os.environ.get("LANENET_DEBUG_CORRUPT_COMMITMENT_AT")
+    return int(value) if value else None
 
 
 def data_path(config: NodeConfig) -> Path:

@@ -577,7 +577,11 @@ def debug_corrupt_commitment_at() -> int | None:
     state commitment for every height >= H to its replica, so the network's execution
     certificates expose it and it halts. Never set it on a real node."""
     value = os.environ.get("LANENET_DEBUG_CORRUPT_COMMITMENT_AT")
-    return int(value) if value else None
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ConfigError(f"LANENET_DEBUG_CORRUPT_COMMITMENT_AT={value!r}: expected a height")
+    return int(value)
 
 
 def data_path(config: NodeConfig) -> Path:

@@ -9,6 +9,10 @@ timeouts make it join, 2f+1 form a TC that moves the slot to the next view, whos
 re-propose the winning cut (``viewchange.compute_winner``). Up to k slots run in parallel:
 slot s opens once a Prepare of s-1 is known and s-k has committed.
 
+A leader's Prepare also carries the latest execution certificate it holds (``execution``); a
+receiver rejects the Prepare if that certificate is invalid, and otherwise checks its own
+execution result against it.
+
 Every own vote, timeout, proposal, lock and certificate is emitted as ``Persist`` before the
 ``Send`` that reveals it, and restored on restart, so a replica never signs two different
 things for one (slot, view, phase).

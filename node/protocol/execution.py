@@ -26,6 +26,8 @@ RETAINED_CHECKPOINTS = 8
 """Own commitments (and votes) kept this many checkpoints back, for late votes and certs."""
 AHEAD_CHECKPOINTS = 64
 """Votes accepted this many checkpoints beyond the own executed height (bounds memory)."""
+VERIFIED_CERTS = 16
+"""Certificates remembered as verified: leaders' certs for one checkpoint differ in signers."""
 
 
 class ExecutionCheck:
@@ -50,6 +52,7 @@ class ExecutionCheck:
         self.votes: dict[int, dict[int, ExecVote]] = {}
         self.certified: dict[int, bytes] = {}
         self.latest_cert: ExecCert | None = None
+        self.verified: dict[ExecCert, None] = {}
         self.halted: Halt | None = None
 
     # ------------------------------------------------------------ own execution
@@ -87,14 +90,16 @@ class ExecutionCheck:
             return [Reject(sender, reason)]
         return self._add_vote(vote)
 
-    def is_known_cert(self, cert: ExecCert) -> bool:
-        """True for the certificate already held (its signatures were checked then)."""
-        return cert == self.latest_cert
-
     def validate_cert(self, cert: ExecCert) -> str | None:
-        if self.is_known_cert(cert):
+        """Why ``cert`` is invalid, or None; a recently verified one is not checked again."""
+        if cert == self.latest_cert or cert in self.verified:
             return None
-        return self.checks.validate_exec_cert(cert, self.interval)
+        reason = self.checks.validate_exec_cert(cert, self.interval)
+        if reason is None:
+            self.verified[cert] = None
+            if len(self.verified) > VERIFIED_CERTS:
+                del self.verified[next(iter(self.verified))]
+        return reason
 
     def on_cert(self, cert: ExecCert) -> list[Effect]:
         """A valid certificate (checked with ``validate_cert``), formed here or carried by a

@@ -129,6 +129,12 @@ def test_prepare_with_a_bad_cert_is_rejected_and_not_voted_for() -> None:
         "below quorum": exec_cert(keys, INTERVAL, GOOD, (0, 1)),
         "misaligned": replace(good, first=3),
         "claims another commitment": replace(good, commitment=BAD),
+        "signers out of order": replace(
+            good, signers=(1, 0, 2), signatures=(good.signatures[1], *good.signatures[::2])
+        ),
+        "a signer twice": replace(
+            good, signers=(0, 0, 1, 2), signatures=(good.signatures[0], *good.signatures)
+        ),
     }
     for name, cert in bad_certs.items():
         replica = keys.replica(3)

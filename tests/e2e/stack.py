@@ -95,11 +95,45 @@ class Stack:
         return out[1] if out[0] == "running" and len(out) > 1 else out[0]
 
     def spam(self, *args: str, timeout: float = 300.0) -> dict[str, Any]:
-        """Run the spammer service once (its own container) and return its JSON report."""
-        out = self.compose("run", "--rm", "-T", "spammer", "spam", "--json", *args, timeout=timeout)
+        """Run the spammer service once (its own container) and return its JSON report.
+
+        ``--no-deps``: else `run` would start a killed node again, or refuse while a paused
+        one is unhealthy, and undo the perturbation under test."""
+        out = self.compose(
+            "run", "--rm", "--no-deps", "-T", "spammer", "spam", "--json", *args, timeout=timeout
+        )
         lines = [line for line in out.splitlines() if line.startswith("{")]
         if not lines:
             raise StackError(f"the spammer printed no JSON report: {out[-2000:]}")
+        report: dict[str, Any] = json.loads(lines[-1])
+        return report
+
+    def spam_started(self, *args: str, timeout: float = 120.0) -> subprocess.Popen[str]:
+        """Start the spammer container and return once it has funded its accounts and is
+        about to send (its "sending starts" line); ``report_of`` collects the report."""
+        proc = subprocess.Popen(
+            [*compose_command(), "run", "--rm", "--no-deps", "-T", "spammer", "spam", "--json",
+             *args],
+            cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "sending starts" in line:
+                return proc
+            if time.monotonic() > deadline:
+                break
+        proc.kill()
+        raise StackError(f"the spammer did not start sending: {''.join(seen)[-2000:]}")
+
+    @staticmethod
+    def report_of(proc: subprocess.Popen[str], timeout: float = 300.0) -> dict[str, Any]:
+        out, err = proc.communicate(timeout=timeout)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode not in (0, 1) or not lines:
+            raise StackError(f"the spammer exited {proc.returncode}: {err[-2000:]}")
         report: dict[str, Any] = json.loads(lines[-1])
         return report
 

@@ -21,8 +21,12 @@ class ProtocolConfig:
     parallel_slots: int = 4
     sync_retry_ms: int = 300
     max_sync_cars: int = 512
-    car_retention: int = 4096
-    commit_retention: int = 4096
+    car_retention: int = 1024
+    """Ordered cars kept in memory per lane (to answer peers' range syncs): RSS is bounded by
+    lanes x car_retention x car size. A peer that falls further behind than this catches up
+    through block sync (a full node's path), not from these cars."""
+    commit_retention: int = 1024
+    """Committed slots (commit QC + cut) kept in memory to answer commit syncs."""
     exec_cert_interval: int = 10
     """Validators vote on their state commitment after every height that is a multiple."""
 

@@ -29,7 +29,7 @@ from node.execution.state import Account
 from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
 from node.mempool.routing import lane_of
-from node.metrics.registry import Metrics
+from node.metrics.registry import CounterLike, Metrics
 from node.net.config import GossipConfig, GrpcConfig
 from node.net.gossip import Gossip
 from node.net.grpc_transport import GrpcTransport
@@ -114,6 +114,7 @@ class ValidatorNode:
             )
         self.metrics = metrics or Metrics(node_id=config.name)
         self.observer = ProtocolObserver(config.index, self.metrics, time.monotonic)
+        self._children: dict[tuple[int, type], CounterLike] = {}
         self.verifier = CachingVerifier(
             Ed25519Verifier([v.public_key for v in committee.validators])
         )
@@ -187,11 +188,20 @@ class ValidatorNode:
         if self.events.qsize() > MAX_QUEUED_MESSAGES:
             self.metrics.messages_rejected.labels(reason="queue full").inc()
             return
-        self.metrics.messages_in.labels(type=type(message).__name__).inc()
+        self._counted(self.metrics.messages_in, type(message)).inc()
         self.observer.inbound(message)
         if isinstance(message, Car):
             self._recover_car_early(message)
         self.events.put_nowait(MessageReceived(now_ms(), sender, message))
+
+    def _counted(self, family: CounterLike, kind: type) -> CounterLike:
+        """The child of a per-message-type counter, looked up once per type (labels() is
+        not free and runs for every message)."""
+        key = (id(family), kind)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(type=kind.__name__)
+        return child
 
     def _on_gossip_txs(self, source: str, txs: list[bytes]) -> None:
         self._on_forwarded_txs(-1, txs)  # only this lane's transactions are kept
@@ -227,11 +237,11 @@ class ValidatorNode:
     def _apply_one(self, effect: Effect) -> None:
         if isinstance(effect, Send):
             self.transport.send(effect.to, effect.message)
-            self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+            self._counted(self.metrics.messages_out, type(effect.message)).inc()
             self.observer.outbound(effect.message)
         elif isinstance(effect, Broadcast):
             self.transport.broadcast(effect.message)
-            self.metrics.messages_out.labels(type=type(effect.message).__name__).inc()
+            self._counted(self.metrics.messages_out, type(effect.message)).inc()
             self.observer.outbound(effect.message)
         elif isinstance(effect, SetTimer):
             self._set_timer(effect.timer, effect.delay_ms)

@@ -174,14 +174,20 @@ class PeerLink:
                 tg.create_task(self._watch_acks())
         finally:
             self.connected = False
-            await channel.close(grace=None)
+            # bounded: a close that never finishes must not keep the link from redialing
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.hello_timeout):
+                    await channel.close(grace=None)
 
     async def _handshake(self, call: grpc.aio.StreamStreamCall) -> SessionKeys:
         handshake = Handshake(self._committee, self._me, self._signer, self._verifier)
         hello = handshake.make_hello(self.peer, _now_ms())
-        await call.write(hello)
+        # The write is bounded too: to a peer whose name does not resolve (a container that
+        # is down) or whose address blackholes, it can wait forever and the link would
+        # never redial.
         try:
             async with asyncio.timeout(self._config.hello_timeout):
+                await call.write(hello)
                 reply = await call.read()
         except TimeoutError:
             raise StreamFailure("no hello reply in time") from None

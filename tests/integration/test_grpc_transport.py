@@ -3,6 +3,7 @@ garbage and oversized input, bans, reconnects and dead-stream detection."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -325,6 +326,38 @@ def test_a_refusing_peer_is_redialed_with_exponential_backoff() -> None:
             assert gap >= min(cap, base * 2**k) / 2, (k, gaps)
             assert gap < cap + 2.0, (k, gaps)
         assert c.transports[0].counters.reconnects >= 6
+
+    run(main())
+
+
+def test_a_peer_address_that_accepts_but_never_speaks_is_redialed() -> None:
+    """A peer address whose TCP accepts but that never answers (a restarted container's
+    stale address, a half-dead host) costs one hello timeout per attempt: the link gives up
+    and dials again instead of waiting forever."""
+    accepted: list[float] = []
+
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(time.monotonic())
+            await reader.read()  # until the dialer gives up and closes
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = GrpcConfig(
+            peers={1: f"127.0.0.1:{port}"}, hello_timeout=0.3, backoff_base=0.02, backoff_cap=0.1
+        )
+        c = GrpcCluster(2, TransportLimits(), config)
+        await c.transports[0].start()
+        try:
+            async with asyncio.timeout(30):  # each attempt ends at its hello timeout
+                while c.transports[0].counters.reconnects < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            await c.transports[0].stop()
+            server.close()
+        assert accepted, "the dialer reached the silent listener"
+        assert c.transports[0].counters.connects == 0
 
     run(main())
 

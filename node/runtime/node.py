@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 import time
@@ -118,6 +119,13 @@ class ValidatorNode:
         self.verifier = CachingVerifier(
             Ed25519Verifier([v.public_key for v in committee.validators])
         )
+        marker = halted_marker(config)
+        if marker.exists():
+            raise FatalError(
+                f"{marker}: this validator halted because its execution diverged from the "
+                "certified state; it must not serve or sign that state again. Rebuild its data "
+                "(state sync or a fresh data_dir) and delete the file to start it."
+            )
         self.kv = LevelDBKV(config.data_dir / "db")
         self.archive = Archive(config.archive_dir)  # serves sealed segments in either mode
         self.chain = ChainStore(self.kv, self.archive)
@@ -264,6 +272,14 @@ class ValidatorNode:
         """Own execution diverged from what the network certified: stop before anything else
         of this batch goes out; the process exits with code 3 (never serve that state)."""
         self.metrics.divergence.set(halt.height)
+        record = {
+            "height": halt.height,
+            "own_commitment": halt.own.hex(),
+            "certified_commitment": halt.certified.hex(),
+            "reason": halt.reason,
+        }
+        with contextlib.suppress(OSError):  # best effort: the exit below happens regardless
+            halted_marker(self.config).write_text(json.dumps(record, indent=2) + "\n")
         log.error(
             "execution_diverged",
             height=halt.height,
@@ -596,6 +612,12 @@ def debug_corrupt_commitment_at() -> int | None:
 
 def data_path(config: NodeConfig) -> Path:
     return config.data_dir
+
+
+def halted_marker(config: NodeConfig) -> Path:
+    """Written when the node halts on diverged execution; a node that finds it refuses to
+    start (a restart would serve the divergent state until the next checkpoint)."""
+    return config.data_dir / "HALTED"
 
 
 def name_thread(name: str) -> None:

@@ -4,6 +4,7 @@ it, it exits with code 3 and a clear message, and the other three keep committin
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -95,3 +96,17 @@ def test_validator_with_corrupted_state_halts_and_the_rest_keep_committing(
     for i in range(3):
         assert "execution_diverged" not in net.log_tail(i, lines=10_000), f"node{i} halted"
     assert net.try_status(CORRUPT) is None, "the halted node still serves JSON-RPC"
+
+    # started again, the halted node refuses: it would serve the diverged state until the
+    # next checkpoint caught it
+    node_dir = net.directory / f"node{CORRUPT}"
+    marker = json.loads((node_dir / "data" / "HALTED").read_text())
+    assert marker["height"] % INTERVAL == 0 and marker["own_commitment"]
+    restarted = tn.start_node(node_dir)
+    deadline = time.monotonic() + 60
+    while (code := exit_code(restarted)) is None:
+        assert time.monotonic() < deadline, "the halted node started again"
+        time.sleep(0.1)  # polling a child process's exit against a deadline
+    assert code == 3
+    log = (node_dir / "node.log").read_text(errors="replace")
+    assert "halted because its execution diverged" in log

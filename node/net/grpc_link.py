@@ -53,6 +53,19 @@ STREAM_ERRORS: Final = (
 )
 
 
+def _forget_stale_cancellation() -> None:
+    """Clear cancel requests still counted on this task after a session ended.
+
+    On Python 3.11.2 (Debian bookworm's, in the containers) a TaskGroup that aborts on a
+    child's failure can leave its parent's cancel request counted; the next asyncio.timeout
+    in the task then raises CancelledError instead of TimeoutError, which ended the link
+    silently: peers never redialed a restarted validator. Only called when not stopping,
+    so a real shutdown (which sets the stopping flag first) is never swallowed."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+
+
 def channel_options(config: GrpcConfig) -> list[tuple[str, int]]:
     ms = 1000
     return [
@@ -130,7 +143,7 @@ class PeerLink:
             if address is None:
                 return
             try:
-                await self._session(address)
+                await self._guarded_session(address)
             except* STREAM_ERRORS as group:
                 # grpc.aio may report our own cancellation by stop() as an RpcError: the
                 # stopping flag, not the error, decides whether to go on
@@ -138,8 +151,24 @@ class PeerLink:
                     log.info("peer_stream_lost", peer=self.peer, reason=_describe(group))
             if self._stopping:
                 return
+            _forget_stale_cancellation()
             self._counters.reconnects += 1
             await self._pause(self._backoff.next_delay())
+
+    async def _guarded_session(self, address: str) -> None:
+        """``_session``, where a CancelledError that nobody asked for is a stream failure.
+
+        grpc.aio raises CancelledError from a call's read or write when the call is cancelled
+        underneath (its connection torn down, e.g. by a restarted container). Let through, it
+        would end this link's task silently (a TaskGroup ignores a cancelled child) and the
+        peer would never be redialed."""
+        try:
+            await self._session(address)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._stopping or (task is not None and task.cancelling()):
+                raise
+            raise StreamFailure("the call was cancelled underneath the link") from None
 
     async def _wait_address(self) -> str | None:
         while self._address is None and not self._stopping:
@@ -148,11 +177,14 @@ class PeerLink:
         return self._address
 
     async def _pause(self, delay: float) -> None:
-        """Wait ``delay`` seconds, or less if the address changes or the link stops."""
+        """Wait ``delay`` seconds, or less if the address changes or the link stops (no
+        cancellation involved: see ``_forget_stale_cancellation``)."""
         self._address_changed.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._address_changed.wait()
+        waiter = asyncio.ensure_future(self._address_changed.wait())
+        try:
+            await asyncio.wait([waiter], timeout=delay)
+        finally:
+            waiter.cancel()
 
     async def _session(self, address: str) -> None:
         channel = grpc.aio.insecure_channel(address, options=channel_options(self._config))

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -553,6 +554,8 @@ class ValidatorNode:
 
     async def run(self) -> None:
         """Run until ``stop()``; servers are started by the caller around this."""
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         readmitted = self._readmit_in_flight()
         if readmitted:
             log.info("readmitted_in_flight", txs=readmitted)
@@ -612,6 +615,26 @@ def debug_corrupt_commitment_at() -> int | None:
 
 def data_path(config: NodeConfig) -> Path:
     return config.data_dir
+
+
+def await_chain(task: asyncio.Task[object]) -> list[str]:
+    """Where a task is suspended: file:line function, from the outer coroutine inwards."""
+    chain: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None and len(chain) < 40:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            chain.append(repr(awaited)[:120])
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return chain
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task and where it waits (a stuck link, a stalled loop)."""
+    for task in asyncio.all_tasks():
+        log.warning("task_dump", task=task.get_name(), stack=await_chain(task))
 
 
 def halted_marker(config: NodeConfig) -> Path:

@@ -84,21 +84,11 @@ def assert_load_committed(report: dict[str, Any]) -> None:
     assert report["committed"] == report["accepted"], f"pending: {report['pending']}"
 
 
-# pause first: the kill case, while it fails, leaves node3 behind for good
 @pytest.mark.parametrize(
     ("action", "down"),
     [
         ("pause", 2),
-        pytest.param(
-            "kill",
-            3,
-            marks=pytest.mark.xfail(
-                reason="node bug: after a validator container is killed and started again, "
-                "the other nodes never redial it (their grpc_link to it logs peer_stream_lost "
-                "and nothing after), so it stays at its old height; strict, so the fix shows",
-                strict=True,
-            ),
-        ),
+        ("kill", 3),
     ],
 )
 def test_three_nodes_commit_while_one_is_down_and_it_catches_up(

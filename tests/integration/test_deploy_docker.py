@@ -48,6 +48,13 @@ def _skip_reason() -> str | None:
     return None
 
 
+def test_the_deploy_prerequisites_are_there_when_ci_requires_them() -> None:
+    """.ci/e2e sets LANENET_E2E_REQUIRE after building the image: a skip there is a failure."""
+    reason = _skip_reason()
+    if reason is not None and os.environ.get("LANENET_E2E_REQUIRE"):
+        pytest.fail(f"the deploy test would be skipped: {reason}")
+
+
 def _free_base() -> int:
     """A base_port whose 5 blocks of 4 ports (base + 100k + i) are all free."""
     for base in range(21000, 31000, 500):

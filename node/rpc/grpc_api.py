@@ -9,10 +9,12 @@ so a slow reader costs no memory. ``ClientApiClient`` is what the spammer and to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Final, NoReturn, TypeVar
+from typing import Final, NoReturn, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -24,14 +26,35 @@ from node.types.errors import MalformedMessage
 
 DEFAULT_MAX_BATCH_TXS: Final = 10_000
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 << 20
+MAX_SYNC_BLOCKS: Final = 256
+"""Blocks per ``GetCommittedBlocks`` reply (fewer once ``MAX_SYNC_REPLY_BYTES`` is reached)."""
+MAX_SYNC_REPLY_BYTES: Final = 16 << 20
+MAX_WAIT_MS: Final = 30_000
 
 log = structlog.get_logger("rpc")
 
 _Reply = TypeVar("_Reply")
 
 
+class SyncSource(Protocol):
+    """What a node serves to nodes that state-sync or follow it (node/runtime/statesync*.py):
+    snapshot manifests and chunks, and committed blocks with their commits, wire-encoded."""
+
+    def get_snapshot_manifest(self, height: int | None) -> bytes | None: ...
+
+    def get_snapshot_chunk(self, height: int, index: int) -> bytes | None: ...
+
+    def get_committed_blocks(
+        self, first: int, last: int, max_bytes: int
+    ) -> list[tuple[bytes, bytes]]: ...
+
+    def committed_height(self) -> int: ...
+
+    async def wait_committed(self, above: int) -> int: ...
+
+
 class ClientService:
-    """The ``Client`` service's methods over a ``ChainView``."""
+    """The ``Client`` service's methods over a ``ChainView`` (and a ``SyncSource``)."""
 
     def __init__(
         self,
@@ -39,8 +62,10 @@ class ClientService:
         *,
         metrics: Metrics | None = None,
         max_batch_txs: int = DEFAULT_MAX_BATCH_TXS,
+        sync: SyncSource | None = None,
     ) -> None:
         self._chain = chain
+        self._sync = sync
         self._metrics = metrics or NoopMetrics()
         self._max_batch = max_batch_txs
 
@@ -143,6 +168,60 @@ class ClientService:
                 next_height += 1
             await self._chain.wait_for_execution(next_height - 1)
 
+    # ------------------------------------------------------------ state sync
+
+    async def _sync_source(self, context: grpc.aio.ServicerContext) -> SyncSource:
+        if self._sync is None:
+            await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node serves no sync data")
+        return self._sync
+
+    async def GetSnapshotManifest(  # noqa: N802
+        self, request: codec.SnapshotManifestRequestMsg, context: grpc.aio.ServicerContext
+    ) -> codec.SnapshotManifestMsg:
+        async def body() -> codec.SnapshotManifestMsg:
+            sync = await self._sync_source(context)
+            height = request.height if request.HasField("height") else None
+            data = sync.get_snapshot_manifest(height)
+            if data is None:
+                await _abort(context, grpc.StatusCode.NOT_FOUND, "no such snapshot")
+            return codec.SnapshotManifestMsg(manifest=data)
+
+        return await self._observe("GetSnapshotManifest", context, body)
+
+    async def GetSnapshotChunk(  # noqa: N802
+        self, request: codec.SnapshotChunkRequestMsg, context: grpc.aio.ServicerContext
+    ) -> codec.SnapshotChunkMsg:
+        async def body() -> codec.SnapshotChunkMsg:
+            sync = await self._sync_source(context)
+            data = sync.get_snapshot_chunk(request.height, request.index)
+            if data is None:
+                what = f"chunk {request.index} of snapshot {request.height}"
+                await _abort(context, grpc.StatusCode.NOT_FOUND, f"no {what}")
+            return codec.SnapshotChunkMsg(data=data)
+
+        return await self._observe("GetSnapshotChunk", context, body)
+
+    async def GetCommittedBlocks(  # noqa: N802
+        self, request: codec.CommittedBlocksRequestMsg, context: grpc.aio.ServicerContext
+    ) -> codec.CommittedBlocksMsg:
+        async def body() -> codec.CommittedBlocksMsg:
+            sync = await self._sync_source(context)
+            first, last = request.from_height, request.to_height
+            if first < 1 or last < first:
+                raise MalformedMessage(f"bad block range {first}..{last}")
+            last = min(last, first + MAX_SYNC_BLOCKS - 1)
+            wait_s = min(request.wait_ms, MAX_WAIT_MS) / 1000
+            if wait_s and sync.committed_height() < first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sync.wait_committed(first - 1), wait_s)
+            found = sync.get_committed_blocks(first, last, MAX_SYNC_REPLY_BYTES)
+            return codec.CommittedBlocksMsg(
+                blocks=[codec.CommittedBlockMsg(block=b, commit=c) for b, c in found],
+                committed_height=sync.committed_height(),
+            )
+
+        return await self._observe("GetCommittedBlocks", context, body)
+
 
 async def _abort(
     context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str
@@ -158,9 +237,10 @@ def add_client_service(
     *,
     metrics: Metrics | None = None,
     max_batch_txs: int = DEFAULT_MAX_BATCH_TXS,
+    sync: SyncSource | None = None,
 ) -> ClientService:
     """Mount the ``lanenet.v1.Client`` service on ``server`` (before ``server.start()``)."""
-    service = ClientService(chain, metrics=metrics, max_batch_txs=max_batch_txs)
+    service = ClientService(chain, metrics=metrics, max_batch_txs=max_batch_txs, sync=sync)
     codec.add_servicer(service, server)
     return service
 
@@ -171,13 +251,14 @@ async def serve_client_api(
     host: str = "127.0.0.1",
     port: int = 0,
     metrics: Metrics | None = None,
+    sync: SyncSource | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start a ``grpc.aio`` server with only the client service; returns it and its port.
 
     For tools and tests; the node mounts the service on its own server instead.
     """
     server = grpc.aio.server(options=_message_size_options(DEFAULT_MAX_MESSAGE_BYTES))
-    add_client_service(server, chain, metrics=metrics)
+    add_client_service(server, chain, metrics=metrics, sync=sync)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     log.info("grpc client api started", host=host, port=bound)
@@ -247,6 +328,32 @@ class ClientApiClient:
                 yield codec.decode_summary(msg)
         finally:
             call.cancel()
+
+    async def get_snapshot_manifest(self, height: int | None = None) -> bytes | None:
+        """The canonical manifest bytes of the node's newest snapshot (or of ``height``)."""
+        request = codec.SnapshotManifestRequestMsg()
+        if height is not None:
+            request.height = height
+        reply = await _none_if_not_found(self._stub.GetSnapshotManifest(request))
+        return None if reply is None else bytes(reply.manifest)
+
+    async def get_snapshot_chunk(self, height: int, index: int) -> bytes | None:
+        request = codec.SnapshotChunkRequestMsg(height=height, index=index)
+        reply = await _none_if_not_found(self._stub.GetSnapshotChunk(request))
+        return None if reply is None else bytes(reply.data)
+
+    async def get_committed_blocks(
+        self, first: int, last: int, *, wait_ms: int = 0
+    ) -> tuple[list[tuple[bytes, bytes]], int]:
+        """``([(block, commit), ...], committed height)``: wire-encoded blocks from ``first``
+        (the commit is b"" when the node no longer holds it); decode and verify them with
+        node/runtime/statesync.py."""
+        request = codec.CommittedBlocksRequestMsg(
+            from_height=first, to_height=last, wait_ms=wait_ms
+        )
+        reply = await self._stub.GetCommittedBlocks(request)
+        blocks = [(bytes(b.block), bytes(b.commit)) for b in reply.blocks]
+        return blocks, int(reply.committed_height)
 
 
 async def _none_if_not_found(call: Awaitable[_Reply]) -> _Reply | None:

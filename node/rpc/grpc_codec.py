@@ -40,6 +40,13 @@ StatusRequestMsg = pb.StatusRequest
 StatusMsg = pb.NodeStatus
 StreamRequestMsg = pb.StreamRequest
 BlockSummaryMsg = pb.BlockSummary
+SnapshotManifestRequestMsg = pb.SnapshotManifestRequest
+SnapshotManifestMsg = pb.SnapshotManifest
+SnapshotChunkRequestMsg = pb.SnapshotChunkRequest
+SnapshotChunkMsg = pb.SnapshotChunk
+CommittedBlocksRequestMsg = pb.CommittedBlocksRequest
+CommittedBlockMsg = pb.CommittedBlock
+CommittedBlocksMsg = pb.CommittedBlocks
 
 MAX_AMOUNT_BYTES: Final = 32
 

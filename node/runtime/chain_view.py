@@ -4,17 +4,23 @@ Only executed blocks are listed (their receipts and state exist); transactions o
 but not yet executed blocks read as pending. State at an older height is read from the
 store's history (hot tier, then archive); below the earliest height the node still holds,
 or above the executed one, reads answer ``HistoryUnavailable`` with a clear message.
+
+The view reads a ``ViewedNode``: a validator (node/runtime/node.py) or a non-validating full
+node (node/runtime/full_node.py), so both serve the same JSON-RPC and gRPC answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Collection, Mapping
+from typing import Protocol
 
 from node import __version__
 from node.execution.executor import Receipt
 from node.execution.keccak import keccak256
 from node.execution.tx import EthTx, decode_tx
+from node.mempool.mempool import Mempool
 from node.rpc.chain_view import (
     BlockInfo,
     ChainStatus,
@@ -24,9 +30,12 @@ from node.rpc.chain_view import (
     TxInfo,
     TxLocation,
 )
+from node.rpc.height_watch import HeightWatch
 from node.rpc.tx_info import tx_info_from_eth_tx
-from node.runtime.node import ValidatorNode
+from node.runtime.config import Genesis, NodeConfig
+from node.storage.chain_store import ChainStore
 from node.storage.history import PrunedError
+from node.types.committee import Committee
 from node.types.errors import InvalidInput
 from node.types.messages import Block
 
@@ -34,8 +43,41 @@ BLOCK_GAS_LIMIT = 1_000_000_000
 CACHED_BLOCKS = 256
 
 
+class PeerSet(Protocol):
+    def connected_peers(self) -> Collection[int]: ...
+
+
+class ViewedNode(Protocol):
+    """What ``NodeChainView`` reads of a node (read-only attributes)."""
+
+    @property
+    def config(self) -> NodeConfig: ...
+    @property
+    def genesis(self) -> Genesis: ...
+    @property
+    def committee(self) -> Committee: ...
+    @property
+    def chain(self) -> ChainStore: ...
+    @property
+    def mempool(self) -> Mempool: ...
+    @property
+    def block_times(self) -> Mapping[int, int]: ...
+    @property
+    def executed(self) -> HeightWatch: ...
+    @property
+    def transport(self) -> PeerSet: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def view(self) -> int: ...
+    @property
+    def last_commit_ms(self) -> int | None: ...
+
+    async def submit_raw_txs(self, raws: list[bytes]) -> list[SubmitResult]: ...
+
+
 class NodeChainView:
-    def __init__(self, node: ValidatorNode) -> None:
+    def __init__(self, node: ViewedNode) -> None:
         self.node = node
         self._txs: OrderedDict[int, dict[bytes, EthTx]] = OrderedDict()
         genesis_doc = node.genesis.to_json().encode()

@@ -21,6 +21,7 @@ DEFAULT_BASE_FEE = 1_000_000_000  # 1 gwei, fixed until a fee market exists
 DEFAULT_HOT_BLOCKS = 1_000
 DEFAULT_SEGMENT_BLOCKS = 100
 DEFAULT_SNAPSHOT_INTERVAL = 1_000
+ROLES = ("validator", "full")
 ARCHIVE_MODES = ("keep", "prune")
 
 
@@ -160,13 +161,23 @@ class NodeConfig:
     archive: str = "keep"
     segment_blocks: int = DEFAULT_SEGMENT_BLOCKS
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
+    # "validator" (index and key required) or "full": a non-validating node that follows the
+    # committed blocks of ``sync_peers`` (client-API gRPC addresses "host:port"), executes
+    # them and serves the client APIs (node/runtime/full_node.py); ``sync_peers`` are also
+    # where ``node run --state-sync`` fetches a snapshot from
+    role: str = "validator"
+    sync_peers: tuple[str, ...] = ()
+
+    @property
+    def is_full_node(self) -> bool:
+        return self.role == "full"
 
     def to_toml(self) -> str:
-        lines = [
-            f'name = "{self.name}"',
-            f"index = {self.index}",
+        lines = [f'name = "{self.name}"', f'role = "{self.role}"']
+        if not self.is_full_node:
+            lines += [f"index = {self.index}", f'key = "{self.key_path}"']
+        lines += [
             f'genesis = "{self.genesis_path}"',
-            f'key = "{self.key_path}"',
             f'data_dir = "{self.data_dir}"',
             f'archive_dir = "{self.archive_dir}"',
             f'listen_host = "{self.listen_host}"',
@@ -184,6 +195,7 @@ class NodeConfig:
             f'archive = "{self.archive}"',
             f"segment_blocks = {self.segment_blocks}",
             f"snapshot_interval = {self.snapshot_interval}",
+            "sync_peers = [" + ", ".join(f'"{a}"' for a in self.sync_peers) + "]",
             "",
         ]
         for p in self.peers:
@@ -246,11 +258,24 @@ def load_node_config(path: Path) -> NodeConfig:
             f"{where}: archive must be 'keep' (seal old heights into archive_dir) or "
             f"'prune' (drop them), got {archive!r}"
         )
+    role = doc.get("role", "validator")
+    if role not in ROLES:
+        raise ConfigError(
+            f"{where}: role must be 'validator' or 'full' (a non-validating node), got {role!r}"
+        )
+    sync_peers = doc.get("sync_peers", [])
+    if not isinstance(sync_peers, list) or not all(
+        isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in sync_peers
+    ):
+        raise ConfigError(f'{where}: sync_peers must be a list of "host:port" strings')
+    if role == "full" and not sync_peers:
+        raise ConfigError(f"{where}: a full node needs sync_peers (validators' client_port)")
+    full = role == "full"
     return NodeConfig(
         name=_require(doc, "name", str, where),
-        index=_require(doc, "index", int, where),
+        index=-1 if full else _require(doc, "index", int, where),
         genesis_path=resolve("genesis"),
-        key_path=resolve("key"),
+        key_path=Path() if full else resolve("key"),
         data_dir=resolve("data_dir"),
         archive_dir=resolve("archive_dir")
         if "archive_dir" in doc
@@ -271,6 +296,8 @@ def load_node_config(path: Path) -> NodeConfig:
         archive=archive,
         segment_blocks=_positive(doc, "segment_blocks", DEFAULT_SEGMENT_BLOCKS, where),
         snapshot_interval=_positive(doc, "snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL, where),
+        role=role,
+        sync_peers=tuple(sync_peers),
     )
 
 

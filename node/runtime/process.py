@@ -1,7 +1,13 @@
-"""`lanenet node run`: one validator process with its servers, until SIGTERM or SIGINT.
+"""`lanenet node run`: one validator (or full node) process with its servers, until SIGTERM.
+
+``role = "full"`` runs a ``FullNode`` (node/runtime/full_node.py); ``--state-sync`` makes a
+node whose database is empty start from a snapshot of its ``sync_peers`` (a validator needs
+``archive = "prune"`` for that: it holds no history below the snapshot). Both serve the
+same JSON-RPC and client API, snapshots and committed blocks (node/runtime/statesync_serve.py).
 
 Exit codes: 0 after a clean shutdown, 2 for a configuration the operator must fix, 3 when the
-node stopped itself on a fatal error (storage failure, broken invariant).
+node stopped itself on a fatal error (storage failure, broken invariant), 4 when state sync
+found no snapshot or peer to trust.
 """
 
 from __future__ import annotations
@@ -16,25 +22,50 @@ import structlog
 
 from node.logging import configure_logging
 from node.metrics.http import MetricsServer
-from node.rpc.grpc_api import serve_client_api
+from node.rpc.grpc_api import ClientApiClient, serve_client_api
 from node.rpc.health import health_probes
 from node.rpc.jsonrpc import JsonRpcServer
 from node.runtime.chain_view import NodeChainView
-from node.runtime.config import load_genesis, load_node_config, load_validator_key
+from node.runtime.config import NodeConfig, load_genesis, load_node_config, load_validator_key
+from node.runtime.full_node import FullNode, open_store
 from node.runtime.node import ValidatorNode
+from node.runtime.statesync import SyncError
+from node.runtime.statesync_serve import ChainSyncSource
 from node.types.errors import ConfigError, FatalError
 
 log = structlog.get_logger("lanenet.process")
 
 
-async def serve(config_path: Path, log_format: str | None = None) -> None:
+async def _open_node(config: NodeConfig, state_sync: bool) -> ValidatorNode | FullNode:
+    genesis = load_genesis(config.genesis_path)
+    peers = [ClientApiClient(target) for target in config.sync_peers]
+    try:
+        if config.is_full_node:
+            kv = await open_store(config, genesis, sync=state_sync, peers=peers)
+            return FullNode(config, genesis, kv)
+        seed = load_validator_key(config.key_path)
+        if state_sync:
+            if config.archive != "prune":
+                raise ConfigError(
+                    'a validator started with --state-sync needs archive = "prune" '
+                    "(it holds no history below the snapshot)"
+                )
+            (await open_store(config, genesis, sync=True, peers=peers)).close()
+        return ValidatorNode(config, genesis, seed)
+    finally:
+        for peer in peers:
+            await peer.close()
+
+
+async def serve(
+    config_path: Path, log_format: str | None = None, *, state_sync: bool = False
+) -> None:
     config = load_node_config(config_path)
     fmt = log_format or config.log_format
     configure_logging("json" if fmt == "json" else "console", config.log_level, config.name)
-    genesis = load_genesis(config.genesis_path)
-    seed = load_validator_key(config.key_path)
-    node = ValidatorNode(config, genesis, seed)
+    node = await _open_node(config, state_sync)
     view = NodeChainView(node)
+    sync = ChainSyncSource(node.chain, node.snapshots, node.committed)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stop)
@@ -47,7 +78,7 @@ async def serve(config_path: Path, log_format: str | None = None) -> None:
     await rpc.start()
     await metrics_server.start()
     client_server, client_port = await serve_client_api(
-        view, host=host, port=config.client_port, metrics=node.metrics
+        view, host=host, port=config.client_port, metrics=node.metrics, sync=sync
     )
     log.info(
         "serving",
@@ -74,13 +105,16 @@ def _fatal_in(exc: BaseException) -> FatalError | ConfigError | None:
     return None
 
 
-def run_node(config_path: Path, log_format: str | None = None) -> int:
+def run_node(config_path: Path, log_format: str | None = None, *, state_sync: bool = False) -> int:
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     try:
-        asyncio.run(serve(config_path, log_format))
+        asyncio.run(serve(config_path, log_format, state_sync=state_sync))
+    except SyncError as exc:
+        print(f"lanenet: state sync failed: {exc}", file=sys.stderr)
+        return 4
     except (ConfigError, FatalError, BaseExceptionGroup) as exc:
         found = _fatal_in(exc)
         if found is None:

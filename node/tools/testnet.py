@@ -9,6 +9,10 @@ DNS name that libp2p dials as /dns4/) and absolute data and archive directories 
 up starts one `lanenet node run`
 process per validator (logs in nodeN/node.log, pid in nodeN/pid); down stops them (SIGTERM,
 then SIGKILL after a grace period); status asks every node's JSON-RPC for its heights.
+
+Non-validating full nodes (``full_nodes``, ``add_full_node``) live in fullJ/ with a config of
+``role = "full"`` that follows the validators' client API; on one host their ports are the
+base ports + FULL_PORT_OFFSET + J. ``up`` starts them after the validators.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from node.crypto.signing import Ed25519Signer
 from node.execution.signing import address_of
 from node.protocol.config import ProtocolConfig
 from node.runtime.config import (
+    DEFAULT_HOT_BLOCKS,
+    DEFAULT_SEGMENT_BLOCKS,
+    DEFAULT_SNAPSHOT_INTERVAL,
     Genesis,
     NodeConfig,
     PeerAddress,
@@ -50,6 +57,19 @@ TESTNET_PROTOCOL = ProtocolConfig(
     fast_path_timeout_ms=20,
     parallel_slots=4,
 )
+
+
+FULL_PORT_OFFSET = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Storage settings written into every node's config (node/runtime/config.py)."""
+
+    hot_blocks: int = DEFAULT_HOT_BLOCKS
+    archive: str = "keep"
+    segment_blocks: int = DEFAULT_SEGMENT_BLOCKS
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +151,8 @@ def generate(
     p2p: bool = True,
     protocol: ProtocolConfig = TESTNET_PROTOCOL,
     layout: Layout | None = None,
+    full_nodes: int = 0,
+    storage: Storage = Storage(),
 ) -> Genesis:
     """Write keys, genesis and per-node configs for ``validators`` nodes under ``directory``.
 
@@ -141,6 +163,8 @@ def generate(
         raise ConfigError("a testnet needs at least one validator")
     layout = layout if layout is not None else Layout(host=host)
     layout.validate()
+    if full_nodes and layout.same_ports:
+        raise ConfigError("full nodes are generated for the local layout only (not --same-ports)")
     directory.mkdir(parents=True, exist_ok=True)
     salt = b"deterministic" if deterministic else os.urandom(16)
     seeds = [
@@ -189,9 +213,74 @@ def generate(
             p2p_enabled=p2p,
             p2p_bootstrap=tuple(a for j, a in enumerate(bootstrap) if j != i)[:2],
             peers=tuple(p for p in peers if p.index != i),
+            hot_blocks=storage.hot_blocks,
+            archive=storage.archive,
+            segment_blocks=storage.segment_blocks,
+            snapshot_interval=storage.snapshot_interval,
         )
         (node_dir / "config.toml").write_text(config.to_toml())
+    for _ in range(full_nodes):
+        add_full_node(directory, storage=storage)
     return genesis
+
+
+def add_full_node(
+    directory: Path, *, ports: Ports | None = None, storage: Storage | None = None
+) -> Path:
+    """Write the config of one more full node (fullJ/) following every validator of the
+    testnet in ``directory``; returns its directory. Ports default to validator 0's base
+    ports + FULL_PORT_OFFSET + J; storage settings to validator 0's."""
+    validators = [load_node_config(d / "config.toml") for d in node_dirs(directory)]
+    first = validators[0]
+    j = len(full_node_dirs(directory))
+    offset = FULL_PORT_OFFSET + j
+    ports = ports or Ports(
+        first.grpc_port + offset,
+        first.client_port + offset,
+        first.jsonrpc_port + offset,
+        first.metrics_port + offset,
+        first.p2p_port + offset,
+    )
+    storage = storage or Storage(
+        first.hot_blocks, first.archive, first.segment_blocks, first.snapshot_interval
+    )
+    node_dir = directory / f"full{j}"
+    node_dir.mkdir(exist_ok=True)
+    config = NodeConfig(
+        name=f"full{j}",
+        index=-1,
+        genesis_path=Path("../genesis.json"),
+        key_path=Path(),
+        data_dir=Path("data"),
+        archive_dir=Path("archive"),
+        listen_host=first.listen_host,
+        grpc_port=ports.grpc,
+        client_port=ports.client,
+        jsonrpc_port=ports.jsonrpc,
+        metrics_port=ports.metrics,
+        p2p_port=ports.p2p,
+        p2p_enabled=False,
+        hot_blocks=storage.hot_blocks,
+        archive=storage.archive,
+        segment_blocks=storage.segment_blocks,
+        snapshot_interval=storage.snapshot_interval,
+        role="full",
+        sync_peers=tuple(f"{v.listen_host}:{v.client_port}" for v in validators),
+    )
+    (node_dir / "config.toml").write_text(config.to_toml())
+    return node_dir
+
+
+def full_node_dirs(directory: Path) -> list[Path]:
+    return sorted(
+        (p for p in directory.glob("full*") if (p / "config.toml").exists()),
+        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0,
+    )
+
+
+def all_node_dirs(directory: Path) -> list[Path]:
+    """Validators, then full nodes."""
+    return node_dirs(directory) + full_node_dirs(directory)
 
 
 def node_dirs(directory: Path) -> list[Path]:
@@ -213,14 +302,18 @@ def _pid(node_dir: Path) -> int | None:
 
 
 def up(directory: Path) -> list[int]:
-    """Start every node that is not already running; return their pids."""
+    """Start every node (validators, then full nodes) that is not already running; return
+    their pids."""
     pids = []
-    for node_dir in node_dirs(directory):
+    for node_dir in all_node_dirs(directory):
         running = _pid(node_dir)
-        if running is not None:
-            pids.append(running)
-            continue
-        log = (node_dir / "node.log").open("ab")
+        pids.append(running if running is not None else start_node(node_dir))
+    return pids
+
+
+def start_node(node_dir: Path, extra_args: tuple[str, ...] = ()) -> int:
+    """Start `lanenet node run` for the node in ``node_dir`` (log appended to node.log)."""
+    with (node_dir / "node.log").open("ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -230,20 +323,20 @@ def up(directory: Path) -> list[int]:
                 "run",
                 "--config",
                 str(node_dir / "config.toml"),
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        (node_dir / "pid").write_text(str(proc.pid))
-        pids.append(proc.pid)
-    return pids
+    (node_dir / "pid").write_text(str(proc.pid))
+    return proc.pid
 
 
 def down(directory: Path, grace: float = 10.0) -> int:
     """Stop every running node: SIGTERM, then SIGKILL after ``grace`` seconds."""
-    pids = [p for p in (_pid(d) for d in node_dirs(directory)) if p is not None]
+    pids = [p for p in (_pid(d) for d in all_node_dirs(directory)) if p is not None]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -256,7 +349,7 @@ def down(directory: Path, grace: float = 10.0) -> int:
     for pid in alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for node_dir in node_dirs(directory):
+    for node_dir in all_node_dirs(directory):
         (node_dir / "pid").unlink(missing_ok=True)
     return len(pids)
 
@@ -294,11 +387,12 @@ def rpc_call(url: str, method: str, params: list[object], timeout: float = 2.0) 
 def status(directory: Path) -> list[dict[str, object]]:
     """One row per node: URLs, pid, and heights (None when the node does not answer)."""
     rows: list[dict[str, object]] = []
-    for node_dir in node_dirs(directory):
+    for node_dir in all_node_dirs(directory):
         cfg = load_node_config(node_dir / "config.toml")
         host = cfg.listen_host
         row: dict[str, object] = {
             "name": cfg.name,
+            "role": cfg.role,
             "pid": _pid(node_dir),
             "jsonrpc": f"http://{host}:{cfg.jsonrpc_port}",
             "grpc": f"{host}:{cfg.client_port}",

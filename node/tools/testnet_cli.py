@@ -9,6 +9,11 @@ import time
 import urllib.error
 from pathlib import Path
 
+from node.runtime.config import (
+    DEFAULT_HOT_BLOCKS,
+    DEFAULT_SEGMENT_BLOCKS,
+    DEFAULT_SNAPSHOT_INTERVAL,
+)
 from node.tools import testnet
 from node.types.errors import ConfigError
 
@@ -57,6 +62,7 @@ def main(argv: list[str]) -> int:
     gen.add_argument("--host", default="127.0.0.1", help="every node's host (local layout)")
     gen.add_argument("--no-p2p", action="store_true", help="disable libp2p gossip")
     gen.add_argument("--force", action="store_true", help="overwrite an existing testnet")
+    _add_node_options(gen)
     box = gen.add_argument_group(
         "containers", "one node per network namespace (docker compose, Kubernetes)"
     )
@@ -95,6 +101,7 @@ def main(argv: list[str]) -> int:
     up.add_argument("--validators", type=int, default=4)
     up.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the nodes")
     up.add_argument("--json", action="store_true")
+    _add_node_options(up)
     down = sub.add_parser("down", help="stop the nodes")
     down.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     st = sub.add_parser("status", help="heights and endpoints of every node")
@@ -106,6 +113,35 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"lanenet testnet: {exc}", file=sys.stderr)
         return 2
+
+
+def _add_node_options(parser: argparse.ArgumentParser) -> None:
+    nodes = parser.add_argument_group("full nodes and storage")
+    nodes.add_argument(
+        "--full-nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="non-validating full nodes beside the validators (fullJ/; up adds missing ones)",
+    )
+    nodes.add_argument("--hot-blocks", type=int, default=DEFAULT_HOT_BLOCKS, metavar="N")
+    nodes.add_argument("--segment-blocks", type=int, default=DEFAULT_SEGMENT_BLOCKS, metavar="N")
+    nodes.add_argument(
+        "--snapshot-interval", type=int, default=DEFAULT_SNAPSHOT_INTERVAL, metavar="N"
+    )
+
+
+def _storage(args: argparse.Namespace) -> testnet.Storage:
+    for name in ("hot_blocks", "segment_blocks", "snapshot_interval"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.full_nodes < 0:
+        raise ConfigError("--full-nodes must be 0 or more")
+    return testnet.Storage(
+        hot_blocks=args.hot_blocks,
+        segment_blocks=args.segment_blocks,
+        snapshot_interval=args.snapshot_interval,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,14 +161,24 @@ def _run(args: argparse.Namespace) -> int:
             archive_dir=args.archive_dir,
         )
         testnet.generate(
-            directory, args.validators, args.chain_id, p2p=not args.no_p2p, layout=layout
+            directory,
+            args.validators,
+            args.chain_id,
+            p2p=not args.no_p2p,
+            layout=layout,
+            full_nodes=args.full_nodes,
+            storage=_storage(args),
         )
-        print(f"testnet of {args.validators} validators written to {directory}")
+        full = f" and {args.full_nodes} full nodes" if args.full_nodes else ""
+        print(f"testnet of {args.validators} validators{full} written to {directory}")
         return 0
     if args.action == "up":
+        storage = _storage(args)
         if not (directory / "genesis.json").exists():
-            testnet.generate(directory, args.validators)
+            testnet.generate(directory, args.validators, storage=storage)
             print(f"generated a {args.validators}-validator testnet in {directory}")
+        while len(testnet.full_node_dirs(directory)) < args.full_nodes:
+            print(f"added full node {testnet.add_full_node(directory).name}")
         pids = testnet.up(directory)
         print(f"started {len(pids)} nodes (logs: {directory}/node*/node.log)")
         rows = _wait_ready(directory, args.wait)
@@ -154,13 +200,18 @@ def _run(args: argparse.Namespace) -> int:
 def node_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="lanenet node", description="run a validator")
     sub = parser.add_subparsers(dest="action", required=True)
-    run = sub.add_parser("run", help="run a validator until SIGTERM")
+    run = sub.add_parser("run", help="run a validator (or a full node) until SIGTERM")
     run.add_argument("--config", type=Path, required=True)
     run.add_argument("--log-format", choices=("console", "json"), default=None)
+    run.add_argument(
+        "--state-sync",
+        action="store_true",
+        help="a node with an empty database starts from a snapshot of its sync_peers",
+    )
     args = parser.parse_args(argv)
     from node.runtime.process import run_node
 
-    return run_node(args.config, args.log_format)
+    return run_node(args.config, args.log_format, state_sync=args.state_sync)
 
 
 def status_main(argv: list[str]) -> int:

@@ -1,0 +1,143 @@
+"""Full nodes beside a 4-validator testnet: one follows from genesis, and a fresh one joins
+under load with --state-sync (a snapshot from the validators, then block sync) and then
+serves the same block hashes and balances as the validators."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.tools import testnet as tn
+from tests.integration.conftest import (
+    PORT_KINDS,
+    VALIDATORS,
+    RpcFailed,
+    Testnet,
+    call,
+    free_port_base,
+)
+from tests.integration.test_tiers_testnet import (
+    SNAPSHOT_INTERVAL,
+    ports_at,
+    send_round,
+    start_small_hot_testnet,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    directory = tmp_path_factory.mktemp("statesync")
+    try:
+        yield start_small_hot_testnet(directory)
+    finally:
+        tn.down(directory, grace=5.0)
+
+
+def add_full_node(net: Testnet) -> tuple[Path, str]:
+    """A new full node with free ports; its directory and JSON-RPC URL."""
+    ports = ports_at(free_port_base(PORT_KINDS, random.Random()), 1)
+    node_dir = tn.add_full_node(net.directory, ports=ports)
+    return node_dir, f"http://127.0.0.1:{ports.jsonrpc}/"
+
+
+def status(url: str) -> dict[str, int] | None:
+    try:
+        reply = call(url, "lanenet_status", timeout=2.0)
+    except (OSError, RpcFailed, ValueError):
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+def executed(url: str) -> int:
+    s = status(url)
+    return -1 if s is None else int(s["executed_height"])
+
+
+def hashes(url: str, first: int, last: int) -> list[str | None]:
+    out = []
+    for h in range(first, last + 1):
+        block = call(url, "eth_getBlockByNumber", hex(h), False)
+        out.append(None if block is None else block["hash"])
+    return out
+
+
+class Load:
+    """A light sender: one round of transfers from every dev account after another."""
+
+    def __init__(self, net: Testnet) -> None:
+        self.net = net
+        self.stop = threading.Event()
+        self.rounds = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                send_round(self.net)
+                self.rounds += 1
+        except (AssertionError, OSError, RpcFailed) as exc:  # reported by the test thread
+            self.error = exc
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=90)
+
+
+def test_a_full_node_follows_from_genesis_and_serves_the_same_chain(net: Testnet) -> None:
+    node_dir, url = add_full_node(net)
+    tn.start_node(node_dir)
+    send_round(net)
+    top = min(net.heights())
+    net.wait_until(lambda: executed(url) >= top, "the full node to execute the chain", 60)
+    assert hashes(url, 1, top) == net.block_hashes(0, 1, top)
+    full = status(url)
+    assert full is not None and full["node_id"] == node_dir.name
+    sink = "0x" + (1).to_bytes(20, "big").hex()
+    assert call(url, "eth_getBalance", sink, hex(top)) == net.call(
+        0, "eth_getBalance", sink, hex(top)
+    )
+    assert tn.status(net.directory)[-1]["name"] == node_dir.name  # testnet status lists it
+
+
+def test_a_fresh_full_node_state_syncs_under_load_and_serves_the_same_hashes(
+    net: Testnet,
+) -> None:
+    with Load(net) as load:
+        net.wait_until(
+            lambda: min(net.heights()) >= 2 * SNAPSHOT_INTERVAL + 5,
+            "the validators to pass two snapshot heights",
+            120,
+        )
+        node_dir, url = add_full_node(net)
+        tn.start_node(node_dir, ("--state-sync",))
+        net.wait_until(
+            lambda: executed(url) >= min(net.heights()),
+            "the state-synced full node to reach the validators' height",
+            90,
+        )
+        rounds = load.rounds
+        net.wait_until(lambda: load.rounds >= rounds + 2, "two more rounds of load", 60)
+        assert load.error is None, load.error
+    log = (node_dir / "node.log").read_text()
+    assert "state_sync_installed" in log
+    snapshot = int(log.split("state_sync_installed", 1)[1].split("height=", 1)[1].split()[0])
+    assert snapshot >= 2 * SNAPSHOT_INTERVAL and snapshot % SNAPSHOT_INTERVAL == 0
+    top = min(net.heights())
+    net.wait_until(lambda: executed(url) >= top, "the full node to catch up after the load", 60)
+    assert hashes(url, snapshot, top) == net.block_hashes(0, snapshot, top)
+    assert call(url, "eth_getBlockByNumber", "0x1", False) is None  # below its snapshot
+    for account in net.accounts:
+        assert call(url, "eth_getBalance", account.hex, hex(top)) == net.call(
+            VALIDATORS - 1, "eth_getBalance", account.hex, hex(top)
+        )

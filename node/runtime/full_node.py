@@ -181,6 +181,10 @@ class FullNode:
                     client, follower, first + FOLLOW_BATCH - 1, wait_ms=FOLLOW_WAIT_MS
                 )
                 self.transport.answered.add(peer)
+                if not blocks and follower.next_height + len(follower.pending) == first:
+                    # at the tip with blocks whose commit the peer had not saved yet when
+                    # it sent them: ask for them again (with their commits) next time
+                    follower.reset()
             except (SyncError, grpc.aio.AioRpcError) as exc:
                 log.warning("follow_peer_failed", peer=client.target, why=str(exc)[:200])
                 self.transport.answered.discard(peer)

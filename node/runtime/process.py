@@ -1,8 +1,7 @@
 """`lanenet node run`: one validator (or full node) process with its servers, until SIGTERM.
 
 ``role = "full"`` runs a ``FullNode`` (node/runtime/full_node.py); ``--state-sync`` makes a
-node whose database is empty start from a snapshot of its ``sync_peers`` (a validator needs
-``archive = "prune"`` for that: it holds no history below the snapshot). Both serve the
+full node whose database is empty start from a snapshot of its ``sync_peers``. Both serve the
 same JSON-RPC and client API, snapshots and committed blocks (node/runtime/statesync_serve.py).
 
 Exit codes: 0 after a clean shutdown, 2 for a configuration the operator must fix, 3 when the
@@ -43,15 +42,14 @@ async def _open_node(config: NodeConfig, state_sync: bool) -> ValidatorNode | Fu
         if config.is_full_node:
             kv = await open_store(config, genesis, sync=state_sync, peers=peers)
             return FullNode(config, genesis, kv)
-        seed = load_validator_key(config.key_path)
         if state_sync:
-            if config.archive != "prune":
-                raise ConfigError(
-                    'a validator started with --state-sync needs archive = "prune" '
-                    "(it holds no history below the snapshot)"
-                )
-            (await open_store(config, genesis, sync=True, peers=peers)).close()
-        return ValidatorNode(config, genesis, seed)
+            # the replica's ordering and lane state would start at genesis while the store
+            # starts at the snapshot: not supported until consensus can resume from a height
+            raise ConfigError(
+                '--state-sync is for full nodes (role = "full"); a validator joins from '
+                "genesis and catches up by range sync"
+            )
+        return ValidatorNode(config, genesis, load_validator_key(config.key_path))
     finally:
         for peer in peers:
             await peer.close()

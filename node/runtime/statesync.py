@@ -45,7 +45,8 @@ log = structlog.get_logger("lanenet.statesync")
 
 _T = TypeVar("_T")
 MAX_PENDING: Final = 4096
-"""Blocks held while waiting for one with a commit (commits are kept for 4096 slots)."""
+"""Blocks held while waiting for one with a commit (validators keep the commits of their
+last ``commit_retention`` slots, node/protocol/config.py)."""
 
 
 class SyncError(Exception):

@@ -412,9 +412,10 @@ class ExecutedOnlyChain(FakeChain):
         return super().get_block(height, full_txs=full_txs)
 
 
-def test_grpc_feed_reopens_the_stream_when_the_node_streams_past_execution() -> None:
-    """StreamBlocks ends with NOT_FOUND when a committed block is not executed yet; the feed
-    re-opens it from the same height and still delivers every block once, in order."""
+def test_grpc_feed_waits_while_execution_trails_commit_and_delivers_each_block_once() -> None:
+    """Blocks committed but not executed yet hold the stream (the node streams executed
+    blocks only); once they execute the feed delivers every block once, in order, without
+    having had to re-open the stream."""
     dev = b"\xd0" * 32
     chain = ExecutedOnlyChain(
         chain_id=CHAIN_ID, balances={address_of(dev): 10**21}, auto_commit=False
@@ -433,8 +434,8 @@ def test_grpc_feed_reopens_the_stream_when_the_node_streams_past_execution() -> 
                 assert all(r.accepted for r in results)
                 for r in results:
                     chain.commit([r.tx_hash or b""])
-                while feed.reconnects == 0:  # block 1 is committed, not executed
-                    await asyncio.sleep(0.01)
+                done, _ = await asyncio.wait([first], timeout=0.3)
+                assert not done, "a block was delivered before it was executed"
                 chain.execute()
                 got = [await first, await anext(blocks)]
                 await blocks.aclose()
@@ -442,7 +443,7 @@ def test_grpc_feed_reopens_the_stream_when_the_node_streams_past_execution() -> 
             await server.stop(None)
         assert [b.height for b in got] == [1, 2]
         assert all(len(b.tx_hashes) == 1 and b.commit_ms for b in got)
-        assert "NOT_FOUND" in feed.last_error
+        assert feed.reconnects == 0
 
     asyncio.run(main())
 

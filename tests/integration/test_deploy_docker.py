@@ -10,6 +10,7 @@ skipped otherwise. .ci/e2e runs it after building the image.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -72,13 +73,20 @@ def _free_base() -> int:
 
 @contextlib.contextmanager
 def engine(root: Path) -> Iterator[str]:
-    """A dockerd of its own (socket, data, exec root, pidfile; no bridge, no iptables)."""
+    """A dockerd of its own (socket, data, exec root, pidfile, a bridge of its own, no
+    iptables). Not --bridge=none: a dockerd started so deletes the host's docker0, which
+    broke the default engine's containers for every later test."""
     root.mkdir(parents=True)
     sock = root / "docker.sock"
     log = (root / "dockerd.log").open("wb")
+    digest = hashlib.sha256(str(root).encode()).digest()
+    bridge = "lnd" + digest[:4].hex()
+    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
+    subnet = f"10.{200 + digest[4] % 50}.{digest[5]}.1/24"
+    subprocess.run(["ip", "addr", "add", subnet, "dev", bridge], check=True)
     command = ["dockerd", f"--host=unix://{sock}", f"--data-root={root / 'data'}"]
     command += [f"--exec-root={root / 'exec'}", f"--pidfile={root / 'docker.pid'}"]
-    command += ["--bridge=none", "--iptables=false", "--ip-masq=false"]
+    command += [f"--bridge={bridge}", "--iptables=false", "--ip-masq=false"]
     proc = subprocess.Popen(
         command,
         stdout=log,
@@ -109,6 +117,7 @@ def engine(root: Path) -> Iterator[str]:
         if netns.exists():
             subprocess.run(["umount", str(netns)], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
 
 
 @pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))

@@ -23,7 +23,7 @@ import structlog
 
 from node.crypto.hashing import ZERO_DIGEST
 from node.crypto.signing import CachingVerifier, Ed25519Verifier
-from node.execution.executor import BlockResult, execute_block
+from node.execution.executor import BlockResult
 from node.execution.state import Account
 from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.mempool import Mempool, MempoolLimits
@@ -33,7 +33,7 @@ from node.rpc.chain_view import SubmitResult
 from node.rpc.grpc_api import ClientApiClient
 from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig
-from node.runtime.node import ARCHIVE_IDLE_S, FEE_SINK, SNAPSHOT_IDLE_S, named_pool
+from node.runtime.node import execute_and_save, named_pool, run_archiver, run_snapshotter
 from node.runtime.statesync import (
     ChainFollower,
     SyncError,
@@ -227,25 +227,15 @@ class FullNode:
             self.executed.advance(height)
 
     def _execute_and_save(self, height: int, txs: list[EthTx | UndecodableTx]) -> BlockResult:
-        result = execute_block(self.chain, height, txs, self.genesis.base_fee, FEE_SINK)
-        self.chain.save_block_result(result)
-        return result
+        return execute_and_save(self.chain, self.genesis, height, txs)
 
     # ------------------------------------------------------------ background storage
 
     async def _archive(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            result = await loop.run_in_executor(self.archive_pool, self.archiver.step)
-            if result.action == "idle":
-                await asyncio.sleep(ARCHIVE_IDLE_S)
+        await run_archiver(self.archive_pool, self.archiver, self.metrics)
 
     async def _snapshot(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            result = await loop.run_in_executor(self.snapshot_pool, self.snapshotter.step)
-            if result.action != "created":
-                await asyncio.sleep(SNAPSHOT_IDLE_S)
+        await run_snapshotter(self.snapshot_pool, self.snapshotter)
 
     # ------------------------------------------------------------ clients
 

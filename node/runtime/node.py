@@ -382,10 +382,7 @@ class ValidatorNode:
             self._report_execution(height)
 
     def _execute_and_save(self, height: int, txs: list[EthTx | UndecodableTx]) -> BlockResult:
-        """Runs in the execution thread: execute block ``height`` and store its results."""
-        result = execute_block(self.chain, height, txs, self.genesis.base_fee, FEE_SINK)
-        self.chain.save_block_result(result)
-        return result
+        return execute_and_save(self.chain, self.genesis, height, txs)
 
     def _report_execution(self, height: int) -> None:
         """Tell the replica the state commitment after ``height`` (for execution votes).
@@ -504,16 +501,7 @@ class ValidatorNode:
                 self.metrics.lane_tip.labels(lane=str(lane)).set(pos)
 
     async def _archive(self) -> None:
-        """Seal history older than ``hot_blocks`` into archive segments (or drop it, with
-        ``archive = "prune"``), one segment per step, in a worker thread; idle when caught up.
-        A FatalError (a segment that does not verify, a full disk) stops the node."""
-        loop = asyncio.get_running_loop()
-        while True:
-            result = await loop.run_in_executor(self.archive_pool, self.archiver.step)
-            if result.archived_height is not None:
-                self.metrics.archived_height.set(result.archived_height)
-            if result.action == "idle":
-                await asyncio.sleep(ARCHIVE_IDLE_S)
+        await run_archiver(self.archive_pool, self.archiver, self.metrics)
 
     def _readmit_in_flight(self) -> int:
         """After a restart the mempool is empty, but this lane's cars sealed before the crash
@@ -540,15 +528,7 @@ class ValidatorNode:
         return len(readmitted)
 
     async def _snapshot(self) -> None:
-        """Write a state snapshot every ``snapshot_interval`` executed heights
-        (node/storage/snapshot.py) in a worker thread; idle in between."""
-        loop = asyncio.get_running_loop()
-        while True:
-            result = await loop.run_in_executor(self.snapshot_pool, self.snapshotter.step)
-            if result.action == "created":
-                log.info("snapshot_created", height=result.height, accounts=result.accounts)
-            else:
-                await asyncio.sleep(SNAPSHOT_IDLE_S)
+        await run_snapshotter(self.snapshot_pool, self.snapshotter)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -615,6 +595,40 @@ def debug_corrupt_commitment_at() -> int | None:
 
 def data_path(config: NodeConfig) -> Path:
     return config.data_dir
+
+
+def execute_and_save(
+    chain: ChainStore, genesis: Genesis, height: int, txs: list[EthTx | UndecodableTx]
+) -> BlockResult:
+    """Runs in the execution thread: execute block ``height`` and store its results."""
+    result = execute_block(chain, height, txs, genesis.base_fee, FEE_SINK)
+    chain.save_block_result(result)
+    return result
+
+
+async def run_archiver(pool: ThreadPoolExecutor, archiver: Archiver, metrics: Metrics) -> None:
+    """Seal history older than ``hot_blocks`` into archive segments (or drop it, with
+    ``archive = "prune"``), one segment per step, in a worker thread; idle when caught up.
+    A FatalError (a segment that does not verify, a full disk) stops the node."""
+    loop = asyncio.get_running_loop()
+    while True:
+        result = await loop.run_in_executor(pool, archiver.step)
+        if result.archived_height is not None:
+            metrics.archived_height.set(result.archived_height)
+        if result.action == "idle":
+            await asyncio.sleep(ARCHIVE_IDLE_S)
+
+
+async def run_snapshotter(pool: ThreadPoolExecutor, snapshotter: Snapshotter) -> None:
+    """Write a state snapshot every ``snapshot_interval`` executed heights
+    (node/storage/snapshot.py) in a worker thread; idle in between."""
+    loop = asyncio.get_running_loop()
+    while True:
+        result = await loop.run_in_executor(pool, snapshotter.step)
+        if result.action == "created":
+            log.info("snapshot_created", height=result.height, accounts=result.accounts)
+        else:
+            await asyncio.sleep(SNAPSHOT_IDLE_S)
 
 
 def await_chain(task: asyncio.Task[object]) -> list[str]:

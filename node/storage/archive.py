@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from node.storage.codec import decode_car
 from node.storage.layout import pack_u64
 from node.storage.records import (
     decode_block_header,
@@ -38,9 +39,8 @@ from node.storage.segment import (
     encode_versions,
     write_segment,
 )
-from node.types.errors import FatalError, MalformedMessage
-from node.types.messages import Block, Car
-from node.wire.codec import decode_message
+from node.types.errors import FatalError
+from node.types.messages import Block
 
 SUFFIX: Final = ".seg"
 TEMP_PREFIX: Final = ".tmp-"
@@ -336,7 +336,7 @@ def check_record(record: HeightRecord, txs: set[tuple[bytes, int, int]]) -> list
         return []
     try:
         header = decode_block_header(record.header)
-        cars = [_decode_car(c) for c in record.cars]
+        cars = [decode_car(c) for c in record.cars]
         refs = [(c.lane, c.pos, c.digest) for c in cars]
         if header.height != record.height:
             return [f"{at}: holds the header of block {header.height}"]
@@ -358,16 +358,6 @@ def check_record(record: HeightRecord, txs: set[tuple[bytes, int, int]]) -> list
     except ValueError as exc:
         return [f"{at}: {exc}"]
     return []
-
-
-def _decode_car(data: bytes) -> Car:
-    try:
-        car = decode_message(data, max_size=len(data))
-    except MalformedMessage as exc:
-        raise ValueError(str(exc)) from exc
-    if not isinstance(car, Car):
-        raise ValueError(f"holds a {type(car).__name__}, not a car")
-    return car
 
 
 def segment_stats(segment: Segment) -> SegmentStats:

@@ -23,6 +23,7 @@ from node.execution.executor import BlockResult, Receipt
 from node.execution.state import EMPTY_ACCOUNT, Account
 from node.storage import history, schema
 from node.storage.archive import Archive
+from node.storage.codec import decode_car
 from node.storage.history import PrunedError
 from node.storage.kv import KeyValueStore
 from node.storage.layout import U64_MAX
@@ -45,9 +46,9 @@ from node.storage.records import (
 from node.storage.schema import Meta, Table
 from node.storage.segment import BLOCK_INDEX, HeightRecord
 from node.storage.state_store import StateStore, account_changes
-from node.types.errors import FatalError, MalformedMessage
+from node.types.errors import FatalError
 from node.types.messages import QC, Block, Car
-from node.wire.codec import decode_message, encode_message
+from node.wire.codec import encode_message
 
 _T = TypeVar("_T")
 Writes = list[tuple[bytes, bytes | None]]
@@ -174,7 +175,7 @@ class ChainStore:
 
     def _get_hot_car(self, lane: int, pos: int, digest: bytes) -> Car | None:
         data = self.kv.get(schema.car_key(lane, pos, digest))
-        return None if data is None else _decode(_decode_car, data, f"car {lane}/{pos}")
+        return None if data is None else _decode(decode_car, data, f"car {lane}/{pos}")
 
     # ------------------------------------------------------------ execution results
 
@@ -411,18 +412,8 @@ class ChainStore:
             )
 
 
-def _decode_car(data: bytes) -> Car:
-    try:
-        car = decode_message(data, max_size=len(data))
-    except MalformedMessage as exc:
-        raise ValueError(str(exc)) from exc
-    if not isinstance(car, Car):
-        raise ValueError(f"holds a {type(car).__name__}, not a car")
-    return car
-
-
 def _archived_car(data: bytes) -> Car:
-    return _decode(_decode_car, data, "archived car")
+    return _decode(decode_car, data, "archived car")
 
 
 def _decode(decode: Callable[[bytes], _T], data: bytes, what: str) -> _T:

@@ -125,3 +125,14 @@ def _decode_as(key: PersistKey, data: bytes, expected: type[_M]) -> _M:
     except MalformedMessage as exc:
         raise ValueError(f"{key!r}: {exc}") from exc
     return _check_type(key, message, expected)
+
+
+def decode_car(data: bytes) -> Car:
+    """A stored car (wire encoding); ValueError names what is wrong."""
+    try:
+        car = decode_message(data, max_size=len(data))
+    except MalformedMessage as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(car, Car):
+        raise ValueError(f"holds a {type(car).__name__}, not a car")
+    return car

@@ -69,7 +69,9 @@ def test_kill_and_pause_under_load_keep_the_invariants(
     assert txs["missing"] == txs["duplicated"] == 0
     heights = report["heights"]
     assert isinstance(heights, dict) and len(heights) == VALIDATORS
-    assert report["compared_heights"] == report["common_height"] + 1 > 10
+    # every height all nodes hold was compared (heights only some nodes reached yet, while
+    # the last blocks of the load were still executing, are compared too)
+    assert report["compared_heights"] >= report["common_height"] + 1 > 10
     assert net.pid(1) != old_pid
     net.wait_ready()  # node2 is running again too (SIGCONT) and sees its peers
 

@@ -146,6 +146,10 @@ class Metrics:
             "Transactions refused by the mempool, by reason.",
             ("reason",),
         )
+        self.mempool_reforwarded = c(
+            "lanenet_mempool_reforwarded_txs_total",
+            "Transactions forwarded to their lane owner again (not executed in time).",
+        )
 
         # execution
         self.executed_height = g(

@@ -27,6 +27,7 @@ import structlog
 
 from node.crypto.signing import CachingVerifier, Ed25519Signer, Ed25519Verifier
 from node.execution.executor import BlockResult, execute_block
+from node.execution.keccak import keccak256
 from node.execution.state import Account
 from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.mempool import AddResult, Mempool, MempoolLimits, RejectReason
@@ -60,6 +61,7 @@ from node.protocol.replica import Replica
 from node.rpc.chain_view import SubmitResult
 from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
+from node.runtime.durable_txs import REFORWARD_EVERY_S, AcceptedTxs
 from node.runtime.observe import ProtocolObserver
 from node.runtime.senders import SenderCache
 from node.storage.archive import Archive
@@ -150,6 +152,10 @@ class ValidatorNode:
             MempoolLimits(max_txs=config.mempool_max_txs),
             chain_id=genesis.chain_id,
             base_fee=genesis.base_fee,
+        )
+        limits = self.mempool.limits
+        self.accepted = AcceptedTxs(
+            self.kv, self.index, committee.size, max_txs=limits.max_txs, max_bytes=limits.max_bytes
         )
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.timers: dict[Timer, asyncio.TimerHandle] = {}
@@ -370,8 +376,10 @@ class ValidatorNode:
                     found[i] = tx
             txs = [tx for tx in found if tx is not None]
             result = await loop.run_in_executor(self.exec_pool, self._execute_and_save, height, txs)
-            self.mempool.on_executed(result.sender_nonces())
-            self.mempool.remove(s.tx_hash for s in result.skipped)
+            nonces, skipped = result.sender_nonces(), [s.tx_hash for s in result.skipped]
+            self.mempool.on_executed(nonces)
+            self.mempool.remove(skipped)
+            self.accepted.on_executed(nonces, skipped)
             self.metrics.execution_time.observe(time.perf_counter() - started)
             succeeded = sum(1 for r in result.receipts if r.status == 1)
             self.metrics.executed_txs.labels(status="success").inc(succeeded)
@@ -415,11 +423,13 @@ class ValidatorNode:
     # ------------------------------------------------------------ transactions in
 
     async def submit_raw_txs(self, raws: list[bytes]) -> list[SubmitResult]:
-        """Admit transactions for this node's lane; forward the others to their lane owner."""
+        """Admit transactions for this node's lane; forward the others to their lane owner.
+        Every one answered "accepted" is on disk before this returns (durable_txs.py)."""
         loop = asyncio.get_running_loop()
         txs = await loop.run_in_executor(self.pool, recover_batch, raws, self.genesis.chain_id)
         results: list[SubmitResult] = []
         forward: dict[int, list[bytes]] = {}
+        now = time.monotonic()
         for tx in txs:
             if isinstance(tx, UndecodableTx):
                 results.append(SubmitResult.rejected(tx.reason))
@@ -427,13 +437,19 @@ class ValidatorNode:
             owner = lane_of(tx.sender, self.committee.size)
             if owner != self.index:
                 rejected = self.mempool.precheck(tx, self.chain.get_account(tx.sender))
+                if rejected is None and not self.accepted.has_room(tx):
+                    rejected = AddResult.reject(
+                        RejectReason.POOL_FULL, f"{self.accepted.forwarded} forwarded, unexecuted"
+                    )
                 if rejected is not None:
                     results.append(self._rejection(rejected, tx))
                     continue
+                self.accepted.stage(tx, owner, now)
                 forward.setdefault(owner, []).append(tx.raw)
                 results.append(SubmitResult.ok(tx.hash))
                 continue
             results.append(self._admit(tx))
+        self.accepted.flush()
         connected = self.transport.connected_peers()
         for owner, batch in forward.items():
             self.transport.send_raw_txs(owner, batch)  # buffered until the link is up
@@ -445,6 +461,8 @@ class ValidatorNode:
     def _admit(self, tx: EthTx) -> SubmitResult:
         result = self.mempool.add(tx, self.chain.get_account(tx.sender))
         if result.accepted:
+            self.accepted.discard(result.evicted)
+            self.accepted.stage(tx, self.index, 0.0)  # replaces result.replaced (same nonce)
             self.senders.put((tx,))
             self.metrics.mempool_admitted.inc()
             return SubmitResult.ok(tx.hash)
@@ -463,14 +481,20 @@ class ValidatorNode:
             await self.forwarded_event.wait()
             self.forwarded_event.clear()
             batch, self.forwarded = self.forwarded, []
+            # forwarded again (durable_txs.py): a hash the pool holds is dropped before the
+            # costly sender recovery
+            batch = [raw for raw in batch if keccak256(raw) not in self.mempool]
             txs = await loop.run_in_executor(self.pool, recover_batch, batch, self.genesis.chain_id)
             for tx in txs:
                 if isinstance(tx, EthTx) and lane_of(tx.sender, self.committee.size) == self.index:
                     self._admit(tx)
+            self.accepted.flush()
 
     async def _feed_lane(self) -> None:
         """Move transactions from the mempool into the own lane, keeping at most two cars'
         worth waiting there (the lane window holds the rest back in the mempool)."""
+        if debug_hold_lane():
+            return
         protocol = self.genesis.protocol
         interval = protocol.car_interval_ms / 2000
         target = 2 * protocol.car_max_txs
@@ -527,6 +551,36 @@ class ValidatorNode:
         self.mempool.mark_selected(readmitted)
         return len(readmitted)
 
+    def _readmit_accepted(self) -> tuple[int, int]:
+        """After a restart, what this node answered "accepted" for and has not executed
+        (durable_txs.py) goes back: this lane's transactions to the mempool, after
+        ``_readmit_in_flight`` (those in its cars answer "already known" and stay kept),
+        other lanes' to be forwarded again. Returns how many of each."""
+        own = self.accepted.restore(
+            self.genesis.chain_id,
+            self.pool,
+            lambda address: self.chain.get_account(address).nonce,
+            time.monotonic(),
+        )
+        refused = []
+        for tx in own:
+            result = self.mempool.add(tx, self.chain.get_account(tx.sender))
+            if not result.accepted and result.reason is not RejectReason.DUPLICATE:
+                refused.append(tx.hash)
+        self.accepted.discard(refused)
+        self.accepted.flush()
+        return len(own) - len(refused), self.accepted.forwarded
+
+    async def _reforward(self) -> None:
+        """Forward again, to connected owners, other lanes' transactions not executed within
+        RETRY_S (durable_txs.py): a batch lost in transit or with an owner killed meanwhile."""
+        while True:
+            await asyncio.sleep(REFORWARD_EVERY_S)
+            due = self.accepted.due_for_forward(time.monotonic(), self.transport.connected_peers())
+            for owner, raws in due.items():
+                self.transport.send_raw_txs(owner, raws)
+                self.metrics.mempool_reforwarded.inc(len(raws))
+
     async def _snapshot(self) -> None:
         await run_snapshotter(self.snapshot_pool, self.snapshotter)
 
@@ -539,6 +593,9 @@ class ValidatorNode:
         readmitted = self._readmit_in_flight()
         if readmitted:
             log.info("readmitted_in_flight", txs=readmitted)
+        own, forwarded = self._readmit_accepted()
+        if own or forwarded:
+            log.info("readmitted_accepted", own_lane=own, other_lanes=forwarded)
         await self.transport.start()
         if self.gossip is not None and not await self.gossip.start():
             log.warning("p2p_disabled", reason="libp2p gossip did not start; gRPC only")
@@ -556,6 +613,7 @@ class ValidatorNode:
                     group.create_task(self._execute()),
                     group.create_task(self._ingest_forwarded()),
                     group.create_task(self._feed_lane()),
+                    group.create_task(self._reforward()),
                     group.create_task(self._report()),
                     group.create_task(self._archive()),
                     group.create_task(self._snapshot()),
@@ -591,6 +649,13 @@ def debug_corrupt_commitment_at() -> int | None:
     if not value.isdigit():
         raise ConfigError(f"LANENET_DEBUG_CORRUPT_COMMITMENT_AT={value!r}: expected a height")
     return int(value)
+
+
+def debug_hold_lane() -> bool:
+    """Test hook: with LANENET_DEBUG_HOLD_LANE=1 this node never moves transactions from its
+    mempool into its lane, so what it accepts stays unsealed (tests/integration/
+    test_durable_txs.py kills it in that state). Never set it on a real node."""
+    return os.environ.get("LANENET_DEBUG_HOLD_LANE") == "1"
 
 
 def data_path(config: NodeConfig) -> Path:

@@ -20,6 +20,7 @@ bytes in, bytes out; encoders raise ``ValueError`` for a field that does not fit
     STATE_CHANGES  height u64                                   the state keys it wrote
     EXEC_RESULT    height u64                                   state commitment after it
     STATE_HASH     (one key)                                    height u64, current LtHash
+    ACCEPTED_TX    tx hash 32                                   raw tx accepted, not executed
 
 A *state key* is the current-state key of a value (today ``account_key(address)``), so one
 history table serves every state table. State keys are fixed-width per table (the table
@@ -61,6 +62,7 @@ class Table(IntEnum):
     STATE_CHANGES = 0x0D
     EXEC_RESULT = 0x0E
     STATE_HASH = 0x0F
+    ACCEPTED_TX = 0x11
 
 
 class Meta(IntEnum):
@@ -223,6 +225,16 @@ def state_changes_key(height: int) -> bytes:
 
 def exec_result_key(height: int) -> bytes:
     return _prefix(Table.EXEC_RESULT) + pack_u64(height)
+
+
+def accepted_tx_key(tx_hash: bytes) -> bytes:
+    """A transaction this node answered "accepted" for and has not executed yet
+    (node/runtime/durable_txs.py)."""
+    return _prefix(Table.ACCEPTED_TX) + pack_fixed(tx_hash, DIGEST_SIZE, "tx hash")
+
+
+def decode_accepted_tx_key(key: bytes) -> bytes:
+    return _strip(key, Table.ACCEPTED_TX, DIGEST_SIZE).take(DIGEST_SIZE)
 
 
 def state_hash_key() -> bytes:

@@ -88,16 +88,7 @@ def assert_load_committed(report: dict[str, Any]) -> None:
     ("action", "down"),
     [
         ("pause", 2),
-        pytest.param(
-            "kill",
-            3,
-            marks=pytest.mark.xfail(
-                reason="known node limitation (issue 3): transactions a node accepted but had "
-                "not sealed into a car yet (its own, or forwarded to it as lane owner) are lost "
-                "with kill -9, so committed == accepted fails in some runs (5 of 1,000 once)",
-                strict=False,
-            ),
-        ),
+        ("kill", 3),
     ],
 )
 def test_three_nodes_commit_while_one_is_down_and_it_catches_up(

@@ -476,19 +476,23 @@ class ValidatorNode:
         return SubmitResult.rejected(f"{text}{detail}", tx.hash)
 
     async def _ingest_forwarded(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self.forwarded_event.wait()
             self.forwarded_event.clear()
             batch, self.forwarded = self.forwarded, []
-            # forwarded again (durable_txs.py): a hash the pool holds is dropped before the
-            # costly sender recovery
-            batch = [raw for raw in batch if keccak256(raw) not in self.mempool]
-            txs = await loop.run_in_executor(self.pool, recover_batch, batch, self.genesis.chain_id)
-            for tx in txs:
-                if isinstance(tx, EthTx) and lane_of(tx.sender, self.committee.size) == self.index:
-                    self._admit(tx)
-            self.accepted.flush()
+            await self._ingest(batch)
+
+    async def _ingest(self, batch: list[bytes]) -> None:
+        """Admit the forwarded transactions of this lane (kept on disk as accepted). Peers
+        forward again what did not execute in time (durable_txs.py), so a hash the pool
+        holds already is dropped before the costly sender recovery."""
+        loop = asyncio.get_running_loop()
+        batch = [raw for raw in batch if keccak256(raw) not in self.mempool]
+        txs = await loop.run_in_executor(self.pool, recover_batch, batch, self.genesis.chain_id)
+        for tx in txs:
+            if isinstance(tx, EthTx) and lane_of(tx.sender, self.committee.size) == self.index:
+                self._admit(tx)
+        self.accepted.flush()
 
     async def _feed_lane(self) -> None:
         """Move transactions from the mempool into the own lane, keeping at most two cars'

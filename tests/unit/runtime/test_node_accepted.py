@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+import node.runtime.node as node_module
+from node.execution.keccak import keccak256
 from node.execution.signing import sign_1559
+from node.execution.tx import EthTx, UndecodableTx, recover_batch
 from node.mempool.routing import lane_of
 from node.rpc.chain_view import SubmitResult
 from node.runtime.config import load_genesis, load_node_config, load_validator_key
@@ -89,3 +94,42 @@ def test_accepted_txs_survive_a_stop_without_sealing(tmp_path: Path) -> None:
     in_pool, due = asyncio.run(reopen())
     assert in_pool == [True] * len(own) + [False] * len(other)
     assert sorted(raw for raws in due.values() for raw in raws) == sorted(other)
+
+
+def test_forwarded_txs_are_persisted_and_a_known_hash_skips_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane owner keeps forwarded transactions it admits (they are back after a
+    reopen), and one forwarded again while its pool holds it never reaches sender recovery."""
+    directory = tmp_path / "net"
+    tn.generate(directory, chain_id=CHAIN_ID, deterministic=True, p2p=False)
+    known, new = transfers(directory, True, 2)[:2], transfers(directory, True, 3)[2:3]
+    recovered: list[bytes] = []
+
+    def recording(raws: list[bytes], chain_id: int) -> list[EthTx | UndecodableTx]:
+        recovered.extend(raws)
+        return recover_batch(raws, chain_id)
+
+    monkeypatch.setattr(node_module, "recover_batch", recording)
+
+    async def ingest() -> None:
+        node = open_node(directory)
+        try:
+            await node._ingest(known)
+            recovered.clear()
+            await node._ingest(known + new)
+        finally:
+            drop(node)
+
+    asyncio.run(ingest())
+    assert recovered == new
+
+    async def reopen() -> list[bool]:
+        node = open_node(directory)
+        try:
+            node._readmit_accepted()
+            return [keccak256(raw) in node.mempool for raw in known + new]
+        finally:
+            drop(node)
+
+    assert asyncio.run(reopen()) == [True, True, True]

@@ -64,6 +64,7 @@ from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
 from node.runtime.durable_txs import REFORWARD_EVERY_S, AcceptedTxs
 from node.runtime.observe import ProtocolObserver
 from node.runtime.senders import SenderCache
+from node.storage import schema
 from node.storage.archive import Archive
 from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
@@ -484,15 +485,20 @@ class ValidatorNode:
 
     async def _ingest(self, batch: list[bytes]) -> None:
         """Admit the forwarded transactions of this lane (kept on disk as accepted). Peers
-        forward again what did not execute in time (durable_txs.py), so a hash the pool
-        holds already is dropped before the costly sender recovery."""
+        forward again what did not execute in time by their clock (durable_txs.py), so a
+        hash the pool holds, or one executed already, is dropped before the costly sender
+        recovery (a hash lookup is ~1 µs, a recovery ~125 µs)."""
         loop = asyncio.get_running_loop()
-        batch = [raw for raw in batch if keccak256(raw) not in self.mempool]
+        batch = [raw for raw in batch if not self._is_known(keccak256(raw))]
         txs = await loop.run_in_executor(self.pool, recover_batch, batch, self.genesis.chain_id)
         for tx in txs:
             if isinstance(tx, EthTx) and lane_of(tx.sender, self.committee.size) == self.index:
                 self._admit(tx)
         self.accepted.flush()
+
+    def _is_known(self, tx_hash: bytes) -> bool:
+        """In the pool, or executed recently (the hot tier's tx index; a bloom-filtered miss)."""
+        return tx_hash in self.mempool or self.kv.get(schema.tx_index_key(tx_hash)) is not None
 
     async def _feed_lane(self) -> None:
         """Move transactions from the mempool into the own lane, keeping at most two cars'

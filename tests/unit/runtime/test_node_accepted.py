@@ -17,6 +17,7 @@ from node.mempool.routing import lane_of
 from node.rpc.chain_view import SubmitResult
 from node.runtime.config import load_genesis, load_node_config, load_validator_key
 from node.runtime.node import ValidatorNode
+from node.storage import schema
 from node.tools import testnet as tn
 
 ME = 3
@@ -100,10 +101,12 @@ def test_forwarded_txs_are_persisted_and_a_known_hash_skips_recovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lane owner keeps forwarded transactions it admits (they are back after a
-    reopen), and one forwarded again while its pool holds it never reaches sender recovery."""
+    reopen), and one forwarded again while its pool holds it, or after it executed, never
+    reaches sender recovery."""
     directory = tmp_path / "net"
     tn.generate(directory, chain_id=CHAIN_ID, deterministic=True, p2p=False)
     known, new = transfers(directory, True, 2)[:2], transfers(directory, True, 3)[2:3]
+    executed = transfers(directory, True, 4)[3]  # a hash in the tx index (as if executed)
     recovered: list[bytes] = []
 
     def recording(raws: list[bytes], chain_id: int) -> list[EthTx | UndecodableTx]:
@@ -117,7 +120,8 @@ def test_forwarded_txs_are_persisted_and_a_known_hash_skips_recovery(
         try:
             await node._ingest(known)
             recovered.clear()
-            await node._ingest(known + new)
+            node.kv.put(schema.tx_index_key(keccak256(executed)), bytes(12))
+            await node._ingest([*known, executed, *new])
         finally:
             drop(node)
 

@@ -153,7 +153,11 @@ class Archiver:
         """Deletions of everything ``height`` put in the hot tier except state history
         (pruned per key afterwards); appends the state keys it wrote to ``keys``."""
         kv = self.kv
-        deletes: list[bytes] = [schema.exec_result_key(height), schema.state_changes_key(height)]
+        deletes: list[bytes] = [
+            schema.exec_result_key(height),
+            schema.state_changes_key(height),
+            schema.lane_tips_key(height),
+        ]
         keys += history.get_changed_keys(kv, height) or []
         header_bytes = kv.get(schema.block_key(height))
         if header_bytes is not None:
@@ -171,7 +175,10 @@ class Archiver:
     def _compact(self, first: int, last: int) -> None:
         # height-keyed tables: exactly the pruned span; tables keyed by hash, by state key
         # or by lane have their pruned keys scattered, so the whole table is compacted
-        for table in (Table.BLOCK, Table.RECEIPT, Table.EXEC_RESULT, Table.STATE_CHANGES):
+        height_tables = (
+            Table.BLOCK, Table.RECEIPT, Table.EXEC_RESULT, Table.STATE_CHANGES, Table.LANE_TIPS
+        )
+        for table in height_tables:
             self.kv.compact_range(*schema.height_range(table, first, last))
         for table in (Table.BLOCK_HASH, Table.CAR, Table.COMMIT_QC, Table.TX_INDEX):
             self.kv.compact_range(*schema.table_range(table))

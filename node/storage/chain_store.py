@@ -30,15 +30,19 @@ from node.storage.layout import U64_MAX
 from node.storage.lthash import LtHash
 from node.storage.records import (
     BlockHeader,
+    LaneTips,
+    advance_lane_tips,
     decode_account,
     decode_block_header,
     decode_commitment,
     decode_height,
+    decode_lane_tips,
     decode_qc,
     decode_receipt,
     decode_tx_location,
     encode_block_header,
     encode_height,
+    encode_lane_tips,
     encode_qc,
     encode_receipt,
     encode_tx_location,
@@ -105,8 +109,28 @@ class ChainStore:
         writes += [(schema.car_key(c.lane, c.pos, c.digest), encode_message(c)) for c in block.cars]
         if commit_qc is not None:
             writes.append((schema.commit_qc_key(commit_qc.slot), encode_qc(commit_qc)))
+        tips = advance_lane_tips(self._previous_lane_tips(block.height), block)
+        writes.append((schema.lane_tips_key(block.height), encode_lane_tips(tips)))
         writes.append((schema.meta_key(Meta.COMMITTED_HEIGHT), encode_height(block.height)))
         self.kv.write(writes, sync=sync)
+
+    def get_lane_tips(self, height: int) -> LaneTips | None:
+        """Each lane's last ordered car (pos, digest) in the blocks up to ``height``: the
+        ordering's lane positions after that block; {} for height 0; None if not held (a
+        height not committed yet, or pruned from the hot tier)."""
+        if height == 0:
+            return {}
+        data = self.kv.get(schema.lane_tips_key(height))
+        return None if data is None else _decode(decode_lane_tips, data, f"lane tips {height}")
+
+    def _previous_lane_tips(self, height: int) -> LaneTips:
+        tips = self.get_lane_tips(height - 1)
+        if tips is None:
+            raise FatalError(
+                f"the lane tips of block {height - 1} are missing: the database is "
+                "inconsistent (restore it or resync the node)"
+            )
+        return tips
 
     def get_block(self, height: int) -> Block | None:
         """The block at ``height`` from either tier; None if not saved (or pruned)."""

@@ -244,3 +244,35 @@ def decode_state_hash(data: bytes) -> tuple[int, bytes]:
     height, lanes = r.u64(), r.take(len(data) - 8)
     r.finish()
     return height, lanes
+
+
+LaneTips = dict[int, tuple[int, bytes]]
+"""Per lane, the position and digest of its last car in the blocks up to some height (the
+ordering's lane positions after that block); a lane without a car there is absent."""
+
+
+def encode_lane_tips(tips: LaneTips) -> bytes:
+    """A LANE_TIPS value: count u32, then lane u32, pos u64, car digest 32 in lane order."""
+    return pack_u32(len(tips)) + b"".join(
+        pack_u32(lane) + pack_u64(pos) + pack_fixed(digest, 32, "car digest")
+        for lane, (pos, digest) in sorted(tips.items())
+    )
+
+
+def decode_lane_tips(data: bytes) -> LaneTips:
+    r = Reader(data, "lane tips")
+    tips: LaneTips = {}
+    for _ in range(r.count(44)):
+        lane, pos, digest = r.u32(), r.u64(), r.take(32)
+        tips[lane] = (pos, digest)
+    r.finish()
+    return tips
+
+
+def advance_lane_tips(tips: LaneTips, block: Block) -> LaneTips:
+    """The lane tips after ``block``, given those before it (a block orders each lane's
+    cars in ascending position, so its last car of a lane is that lane's new tip)."""
+    after = dict(tips)
+    for car in block.cars:
+        after[car.lane] = (car.pos, car.digest)
+    return after

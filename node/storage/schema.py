@@ -20,6 +20,7 @@ bytes in, bytes out; encoders raise ``ValueError`` for a field that does not fit
     STATE_CHANGES  height u64                                   the state keys it wrote
     EXEC_RESULT    height u64                                   state commitment after it
     STATE_HASH     (one key)                                    height u64, current LtHash
+    LANE_TIPS      height u64                                   each lane's last ordered car
     ACCEPTED_TX    tx hash 32                                   raw tx accepted, not executed
 
 A *state key* is the current-state key of a value (today ``account_key(address)``), so one
@@ -62,6 +63,7 @@ class Table(IntEnum):
     STATE_CHANGES = 0x0D
     EXEC_RESULT = 0x0E
     STATE_HASH = 0x0F
+    LANE_TIPS = 0x10
     ACCEPTED_TX = 0x11
 
 
@@ -78,8 +80,9 @@ class Meta(IntEnum):
     GENESIS_APPLIED = 0x06
 
 
-SCHEMA_VERSION: Final = 2
-"""2: state history, state changes, execution results and the LtHash are written."""
+SCHEMA_VERSION: Final = 3
+"""2: state history, state changes, execution results and the LtHash are written.
+3: each block's lane tips (LANE_TIPS), which snapshots carry for validator state sync."""
 
 PERSIST_KINDS: Final[dict[str, tuple[int, int]]] = {
     # kind: (code, number of int fields after the kind)
@@ -225,6 +228,10 @@ def state_changes_key(height: int) -> bytes:
 
 def exec_result_key(height: int) -> bytes:
     return _prefix(Table.EXEC_RESULT) + pack_u64(height)
+
+
+def lane_tips_key(height: int) -> bytes:
+    return _prefix(Table.LANE_TIPS) + pack_u64(height)
 
 
 def accepted_tx_key(tx_hash: bytes) -> bytes:

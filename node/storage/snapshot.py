@@ -5,7 +5,8 @@ Every ``interval`` executed heights ``Snapshotter.step()`` (run in a worker thre
 
     <snapshot dir>/<H:012d>/chunk-000000 .. chunk-NNNNNN   state pairs, sorted by key
     <snapshot dir>/<H:012d>/manifest.json                 format, height, block hash,
-                                                           commitment, chunk hashes
+                                                           commitment, chunk hashes,
+                                                           lane tips after block H
 
 A chunk is up to ``chunk_pairs`` (key, value) pairs, each ``u16 key length, key, u32 value
 length, value``; its hash is BLAKE3 of its bytes. Chunking is deterministic (sorted keys, a
@@ -45,7 +46,9 @@ from node.storage.lthash import LtHash
 from node.storage.schema import Table
 from node.types.errors import FatalError
 
-FORMAT: Final = 1
+FORMAT: Final = 2
+"""2: the manifest carries the lane tips after its block (a validator resumes ordering
+there after state sync)."""
 CHUNK_PAIRS: Final = 4096
 """Pairs per chunk: ~4096 accounts x ~60 bytes = ~250 KiB, well under a gRPC message."""
 DEFAULT_KEEP: Final = 2
@@ -88,6 +91,8 @@ class Manifest:
     block_hash: bytes
     commitment: bytes
     chunks: tuple[ChunkInfo, ...]
+    lane_tips: tuple[tuple[int, int, bytes], ...] = ()
+    """(lane, pos, car digest) of each lane's last car in the blocks up to ``height``."""
     format: int = FORMAT
 
     @property
@@ -104,6 +109,7 @@ class Manifest:
             "chunks": [
                 {"hash": c.hash.hex(), "pairs": c.pairs, "size": c.size} for c in self.chunks
             ],
+            "lane_tips": [[lane, pos, digest.hex()] for lane, pos, digest in self.lane_tips],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -120,9 +126,15 @@ class Manifest:
                 ChunkInfo(_hex(c["hash"], 32), _count(c["pairs"]), _count(c["size"]))
                 for c in doc["chunks"]
             )
+            tips = tuple(
+                (_count(lane), _count(pos), _hex(digest, 32))
+                for lane, pos, digest in doc["lane_tips"]
+            )
+            if [t[0] for t in tips] != sorted({t[0] for t in tips}):
+                raise SnapshotError("malformed snapshot manifest: lane tips out of order")
             manifest = cls(
                 _count(doc["height"]), _hex(doc["block_hash"], 32), _hex(doc["commitment"], 32),
-                chunks,
+                chunks, tips,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SnapshotError):
@@ -311,7 +323,13 @@ class SnapshotStore:
             _write_synced(temp / f"chunk-{i:06d}", data)
             infos.append(ChunkInfo(chunk_hash(data), manifest_of.pair_counts[i], len(data)))
             crash_point("snapshot-chunk")
-        manifest = Manifest(height, manifest_of.block_hash, manifest_of.commitment, tuple(infos))
+        manifest = Manifest(
+            height,
+            manifest_of.block_hash,
+            manifest_of.commitment,
+            tuple(infos),
+            manifest_of.lane_tips,
+        )
         _write_synced(temp / MANIFEST, manifest.encode())
         _fsync_dir(temp)
         crash_point("snapshot-before-rename")
@@ -336,6 +354,7 @@ class ManifestBuilder:
     block_hash: bytes
     commitment: bytes
     pair_counts: tuple[int, ...]
+    lane_tips: tuple[tuple[int, int, bytes], ...]
 
 
 def _remove(path: Path) -> None:
@@ -398,7 +417,8 @@ class Snapshotter:
         except PrunedError:
             return SnapshotResult("skipped", height)
         block = chain.get_block(height)
-        if commitment is None or block is None:
+        tips = chain.get_lane_tips(height)
+        if commitment is None or block is None or tips is None:
             return SnapshotResult("skipped", height)
         lthash = LtHash.of(pairs)
         if lthash.digest() != commitment:
@@ -408,6 +428,12 @@ class Snapshotter:
                 "inconsistent (restore it or resync the node)"
             )
         groups = list(chunked(pairs, self.chunk_pairs))
-        builder = ManifestBuilder(height, block.digest, commitment, tuple(len(g) for g in groups))
+        builder = ManifestBuilder(
+            height,
+            block.digest,
+            commitment,
+            tuple(len(g) for g in groups),
+            tuple((lane, pos, digest) for lane, (pos, digest) in sorted(tips.items())),
+        )
         self.store.write(builder, (encode_chunk(g) for g in groups))
         return SnapshotResult("created", height, len(pairs))

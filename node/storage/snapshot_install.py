@@ -2,7 +2,8 @@
 
 One atomic batch writes what a node that executed up to height ``H`` would hold for ``H``:
 the current-state rows, their history and change list at ``H``, the commitment after ``H``,
-the running LtHash, block ``H`` (header, hash index, cars, commit QC) and the meta rows —
+the running LtHash, block ``H`` (header, hash index, cars, commit QC), the lane tips after
+``H`` (from the manifest, so ordering and later blocks continue from them) and the meta rows —
 committed and executed height ``H``, hot floor ``H`` (nothing below is held) and the genesis
 marker. A crash before the batch leaves the store empty; after it, ``ChainStore`` opens at
 height ``H`` and block sync continues from ``H + 1``.
@@ -18,9 +19,11 @@ from node.storage.kv import KeyValueStore
 from node.storage.lthash import LtHash
 from node.storage.records import (
     BlockHeader,
+    advance_lane_tips,
     encode_block_header,
     encode_commitment,
     encode_height,
+    encode_lane_tips,
     encode_state_hash,
 )
 from node.storage.schema import Meta, Table
@@ -64,6 +67,10 @@ def install_snapshot(
         (schema.block_hash_key(header.digest), encode_height(height)),
     ]
     writes += [(schema.car_key(c.lane, c.pos, c.digest), encode_message(c)) for c in block.cars]
+    tips = {lane: (pos, digest) for lane, pos, digest in manifest.lane_tips}
+    if advance_lane_tips(tips, block) != tips:
+        raise FatalError(f"snapshot {height}: its lane tips are not those of its block's cars")
+    writes.append((schema.lane_tips_key(height), encode_lane_tips(tips)))
     for name, value in (
         (Meta.SCHEMA_VERSION, schema.SCHEMA_VERSION),
         (Meta.COMMITTED_HEIGHT, height),

@@ -269,3 +269,34 @@ def test_heights_survive_reopening_leveldb(tmp_path: Path) -> None:
         assert (chain.committed_height(), chain.executed_height()) == (3, 1)
         assert chain.get_blocks(1, 3) == blocks
         assert chain.get_account(ALICE) == Account(1, 9)
+
+
+def lanes_block(height: int, parent: bytes, cars: tuple[Car, ...]) -> Block:
+    return Block(height, height + 10, parent, bytes([height]) * 32, cars)
+
+
+def test_each_block_records_every_lanes_last_ordered_car(kv: KeyValueStore) -> None:
+    """The lane tips after a block are what ordering continues from after a state sync: a
+    lane absent from a block keeps its earlier tip, a lane never seen has none."""
+    store = ChainStore(kv)
+    assert store.get_lane_tips(0) == {}
+    a1 = Car.create(0, 1, ZERO_DIGEST, None, (b"a",), b"s" * 64)
+    a2 = Car.create(0, 2, a1.digest, None, (b"b",), b"s" * 64)
+    c1 = Car.create(2, 1, ZERO_DIGEST, None, (b"c",), b"s" * 64)
+    first = lanes_block(1, ZERO_DIGEST, (a1, a2))
+    second = lanes_block(2, first.digest, (c1,))
+    store.save_block(first)
+    store.save_block(second)
+    assert store.get_lane_tips(1) == {0: (2, a2.digest)}
+    assert store.get_lane_tips(2) == {0: (2, a2.digest), 2: (1, c1.digest)}
+    assert store.get_lane_tips(3) is None  # not committed
+
+
+def test_a_block_after_lost_lane_tips_is_refused() -> None:
+    kv = MemoryKV()
+    store = ChainStore(kv)
+    blocks = make_chain(2)
+    store.save_block(blocks[0])
+    kv.write([(schema.lane_tips_key(1), None)])
+    with pytest.raises(FatalError, match="lane tips of block 1 are missing"):
+        store.save_block(blocks[1])

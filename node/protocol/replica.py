@@ -70,6 +70,10 @@ class Replica:
         checkpoint = records.get(("ordering",))
         if isinstance(checkpoint, OrderingCheckpoint):
             self.ordering.restore(checkpoint)
+            # every lane (this one's too) continues after its last ordered car at least; a
+            # validator restored from a snapshot holds no car or lane_pos record of its own
+            for lane, (pos, digest) in enumerate(checkpoint.lane_positions):
+                self.lanes.restore_lane_pos(lane, pos, digest)
         for key, value in sorted(records.items(), key=lambda kv: repr(kv[0])):
             kind = key[0]
             if kind == "car" and isinstance(value, Car):

@@ -186,6 +186,9 @@ class ChainStatus:
     mempool_txs: int
     last_commit_ms: int | None
     version: str
+    certified_height: int = 0
+    """The last height an execution certificate covers (2f+1 validators signed the same
+    state commitment after it); 0 if none is known (a full node does not see them)."""
 
 
 # ---------------------------------------------------------------------------------- port

@@ -196,6 +196,7 @@ class EthApi:
             "mempool_txs": st.mempool_txs,
             "last_commit_ms": st.last_commit_ms,
             "version": st.version,
+            "certified_height": st.certified_height,
         }
 
     async def _chain_id(self, params: Params) -> object:

@@ -72,6 +72,8 @@ class ViewedNode(Protocol):
     def view(self) -> int: ...
     @property
     def last_commit_ms(self) -> int | None: ...
+    @property
+    def certified_height(self) -> int: ...
 
     async def submit_raw_txs(self, raws: list[bytes]) -> list[SubmitResult]: ...
 
@@ -263,6 +265,7 @@ class NodeChainView:
             mempool_txs=node.mempool.size,
             last_commit_ms=node.last_commit_ms,
             version=__version__,
+            certified_height=node.certified_height,
         )
 
 

@@ -33,7 +33,13 @@ from node.rpc.chain_view import SubmitResult
 from node.rpc.grpc_api import ClientApiClient
 from node.rpc.height_watch import HeightWatch
 from node.runtime.config import Genesis, NodeConfig
-from node.runtime.node import execute_and_save, named_pool, run_archiver, run_snapshotter
+from node.runtime.node import (
+    execute_and_save,
+    make_archiver,
+    named_pool,
+    run_archiver,
+    run_snapshotter,
+)
 from node.runtime.statesync import (
     ChainFollower,
     SyncError,
@@ -44,7 +50,6 @@ from node.runtime.statesync import (
     fetch_state,
 )
 from node.storage.archive import Archive
-from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
 from node.storage.kv import KeyValueStore, LevelDBKV
 from node.storage.snapshot import SnapshotStore, Snapshotter
@@ -129,13 +134,7 @@ class FullNode:
         self.kv = kv
         self.archive = Archive(config.archive_dir)
         self.chain = ChainStore(kv, self.archive)
-        synced = self.chain.hot_floor() > 0 and self.archive.last_height() is None
-        self.archiver = Archiver(
-            self.chain,
-            hot_blocks=config.hot_blocks,
-            mode="prune" if synced or config.archive == "prune" else "keep",
-            segment_blocks=config.segment_blocks,
-        )
+        self.archiver = make_archiver(config, self.chain, self.archive)
         self.snapshots = SnapshotStore(config.data_dir / "snapshots")
         self.snapshotter = Snapshotter(
             self.chain, self.snapshots, interval=config.snapshot_interval
@@ -275,6 +274,10 @@ class FullNode:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.kv.close()
             log.info("node_stopped", node=self.config.name)
+
+    @property
+    def certified_height(self) -> int:
+        return 0  # execution certificates travel in proposals, which a full node never sees
 
     def stop(self) -> None:
         self.stopping.set()

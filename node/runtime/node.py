@@ -64,11 +64,13 @@ from node.runtime.config import Genesis, NodeConfig, p2p_identity_seed
 from node.runtime.durable_txs import REFORWARD_EVERY_S, AcceptedTxs
 from node.runtime.observe import ProtocolObserver
 from node.runtime.senders import SenderCache
+from node.runtime.statesync import with_resume_checkpoint
 from node.storage import schema
 from node.storage.archive import Archive
 from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
 from node.storage.consensus_store import ConsensusStore
+from node.storage.history import PrunedError
 from node.storage.kv import LevelDBKV
 from node.storage.snapshot import SnapshotStore, Snapshotter
 from node.types.errors import ConfigError, FatalError
@@ -103,7 +105,12 @@ class ValidatorNode:
     """One validator process: protocol core, storage, networking, execution, mempool."""
 
     def __init__(
-        self, config: NodeConfig, genesis: Genesis, seed: bytes, metrics: Metrics | None = None
+        self,
+        config: NodeConfig,
+        genesis: Genesis,
+        seed: bytes,
+        metrics: Metrics | None = None,
+        kv: LevelDBKV | None = None,
     ) -> None:
         committee = genesis.committee
         if not committee.is_member(config.index):
@@ -130,15 +137,10 @@ class ValidatorNode:
                 "certified state; it must not serve or sign that state again. Rebuild its data "
                 "(state sync or a fresh data_dir) and delete the file to start it."
             )
-        self.kv = LevelDBKV(config.data_dir / "db")
+        self.kv = kv or LevelDBKV(config.data_dir / "db")  # kv: opened (and synced) by caller
         self.archive = Archive(config.archive_dir)  # serves sealed segments in either mode
         self.chain = ChainStore(self.kv, self.archive)
-        self.archiver = Archiver(
-            self.chain,
-            hot_blocks=config.hot_blocks,
-            mode="prune" if config.archive == "prune" else "keep",
-            segment_blocks=config.segment_blocks,
-        )
+        self.archiver = make_archiver(config, self.chain, self.archive)
         self.snapshots = SnapshotStore(config.data_dir / "snapshots")
         self.snapshotter = Snapshotter(
             self.chain, self.snapshots, interval=config.snapshot_interval
@@ -148,7 +150,8 @@ class ValidatorNode:
             {bytes.fromhex(a[2:]): Account(0, b) for a, b in genesis.alloc.items()}
         )
         self.replica = Replica(committee, self.index, self.signer, self.verifier, genesis.protocol)
-        self.replica.restore(self.consensus_store.load_all())
+        records = self.consensus_store.load_all()
+        self.replica.restore(with_resume_checkpoint(records, self.chain, committee.size))
         self.mempool = Mempool(
             MempoolLimits(max_txs=config.mempool_max_txs),
             chain_id=genesis.chain_id,
@@ -396,7 +399,10 @@ class ValidatorNode:
     def _report_execution(self, height: int) -> None:
         """Tell the replica the state commitment after ``height`` (for execution votes).
         After a restart this runs once for the latest executed checkpoint."""
-        commitment = self.chain.get_state_commitment(height) if height > 0 else None
+        try:
+            commitment = self.chain.get_state_commitment(height) if height > 0 else None
+        except PrunedError:  # below the snapshot this node started from
+            return
         if commitment is None:
             return
         corrupt_at = debug_corrupt_commitment_at()
@@ -645,6 +651,12 @@ class ValidatorNode:
             self.kv.close()
             log.info("node_stopped", node=self.config.name)
 
+    @property
+    def certified_height(self) -> int:
+        """The last height the newest execution certificate this node holds covers."""
+        cert = self.replica.execution.latest_cert
+        return 0 if cert is None else cert.last
+
     def stop(self) -> None:
         self.stopping.set()
 
@@ -679,6 +691,19 @@ def execute_and_save(
     result = execute_block(chain, height, txs, genesis.base_fee, FEE_SINK)
     chain.save_block_result(result)
     return result
+
+
+def make_archiver(config: NodeConfig, chain: ChainStore, archive: Archive) -> Archiver:
+    """The node's archiver. A node started from a snapshot holds no history below it, so
+    with no sealed segment and a hot floor above 0 it drops old heights (``prune``)
+    whatever ``archive`` says: there is nothing below to seal a gap-free archive from."""
+    synced = chain.hot_floor() > 0 and archive.last_height() is None
+    return Archiver(
+        chain,
+        hot_blocks=config.hot_blocks,
+        mode="prune" if synced or config.archive == "prune" else "keep",
+        segment_blocks=config.segment_blocks,
+    )
 
 
 async def run_archiver(pool: ThreadPoolExecutor, archiver: Archiver, metrics: Metrics) -> None:

@@ -1,7 +1,9 @@
 """`lanenet node run`: one validator (or full node) process with its servers, until SIGTERM.
 
 ``role = "full"`` runs a ``FullNode`` (node/runtime/full_node.py); ``--state-sync`` makes a
-full node whose database is empty start from a snapshot of its ``sync_peers``. Both serve the
+node whose database is empty start from a snapshot of its ``sync_peers``; a validator then
+saves verified blocks up to near their tip before it starts consensus there
+(node/runtime/statesync.py). Both serve the
 same JSON-RPC and client API, snapshots and committed blocks (node/runtime/statesync_serve.py).
 
 Exit codes: 0 after a clean shutdown, 2 for a configuration the operator must fix, 3 when the
@@ -26,10 +28,12 @@ from node.rpc.health import health_probes
 from node.rpc.jsonrpc import JsonRpcServer
 from node.runtime.chain_view import NodeChainView
 from node.runtime.config import NodeConfig, load_genesis, load_node_config, load_validator_key
-from node.runtime.full_node import FullNode, open_store
+from node.runtime.full_node import FullNode, message_checker, open_store
 from node.runtime.node import ValidatorNode
-from node.runtime.statesync import SyncError
+from node.runtime.statesync import SyncError, follow_to_tip
 from node.runtime.statesync_serve import ChainSyncSource
+from node.storage.chain_store import ChainStore
+from node.storage.consensus_store import ConsensusStore
 from node.types.errors import ConfigError, FatalError
 
 log = structlog.get_logger("lanenet.process")
@@ -42,14 +46,17 @@ async def _open_node(config: NodeConfig, state_sync: bool) -> ValidatorNode | Fu
         if config.is_full_node:
             kv = await open_store(config, genesis, sync=state_sync, peers=peers)
             return FullNode(config, genesis, kv)
-        if state_sync:
-            # the replica's ordering and lane state would start at genesis while the store
-            # starts at the snapshot: not supported until consensus can resume from a height
-            raise ConfigError(
-                '--state-sync is for full nodes (role = "full"); a validator joins from '
-                "genesis and catches up by range sync"
-            )
-        return ValidatorNode(config, genesis, load_validator_key(config.key_path))
+        key = load_validator_key(config.key_path)
+        if not state_sync:
+            return ValidatorNode(config, genesis, key)
+        kv = await open_store(config, genesis, sync=True, peers=peers)
+        try:
+            if not ConsensusStore(kv).load_all():  # a fresh (or interrupted) sync
+                await follow_to_tip(ChainStore(kv), peers, message_checker(genesis))
+            return ValidatorNode(config, genesis, key, kv=kv)
+        except BaseException:
+            kv.close()
+            raise
     finally:
         for peer in peers:
             await peer.close()

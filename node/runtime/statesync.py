@@ -14,6 +14,15 @@ peer, checks each chunk's hash and then the LtHash of all pairs against the comm
 verifies the snapshot's block with a ``ChainFollower``, and installs state and block in one
 atomic batch (node/storage/snapshot_install.py). A crash before that batch leaves the store
 empty, so a restart syncs again; after it the node block-syncs from the snapshot height.
+
+A validator that state-syncs then saves verified blocks up to near its peers' tip
+(``follow_to_tip``) and starts consensus there: with no consensus records of its own,
+``with_resume_checkpoint`` gives its replica the ordering checkpoint of its last saved block
+(next slot, height, block digest, and the lane tips the snapshot manifest carried forward
+by each block's cars), so ordering, lane votes and its own lane continue from there and the
+slots after it come by commit sync. Its own cars that were never ordered are forgotten: a
+validator whose old instance may still run must never be state-synced (its new cars and
+votes would equivocate with the old ones, a Byzantine fault).
 """
 
 from __future__ import annotations
@@ -27,7 +36,10 @@ import grpc
 import structlog
 
 from node.crypto.hashing import ZERO_DIGEST
+from node.protocol.effects import PersistKey
+from node.protocol.ordering import OrderingCheckpoint
 from node.protocol.validation import MessageChecker
+from node.storage.chain_store import ChainStore
 from node.storage.lthash import LtHash
 from node.storage.snapshot import (
     Manifest,
@@ -37,7 +49,7 @@ from node.storage.snapshot import (
     crash_point,
     verify_chunk,
 )
-from node.types.errors import MalformedMessage
+from node.types.errors import FatalError, MalformedMessage
 from node.types.messages import Block, Commit
 from node.wire.codec import decode_block, decode_message
 
@@ -47,6 +59,10 @@ _T = TypeVar("_T")
 MAX_PENDING: Final = 4096
 """Blocks held while waiting for one with a commit (validators keep the commits of their
 last ``commit_retention`` slots, node/protocol/config.py)."""
+TIP_LAG: Final = 32
+"""``follow_to_tip`` stops this close to the best peer's committed height: consensus commit
+sync fetches the rest (well inside the peers' ``commit_retention``)."""
+FOLLOW_BATCH: Final = 256
 
 
 class SyncError(Exception):
@@ -245,3 +261,61 @@ async def _call(peer: SyncPeer, call: Awaitable[_T]) -> _T | None:
     except grpc.aio.AioRpcError as exc:
         log.warning("sync_peer_failed", peer=peer.target, code=str(exc.code()))
         return None
+
+
+# ------------------------------------------------------------ validators
+
+
+async def follow_to_tip(
+    chain: ChainStore, peers: Sequence[SyncPeer], checker: MessageChecker
+) -> int:
+    """Fetch, verify and save committed blocks after ``chain``'s last one, from one peer
+    after another, until within ``TIP_LAG`` of the best peer's committed height (or no peer
+    has verifiable blocks to add); returns the number saved."""
+    height = chain.committed_height()
+    block = chain.get_block(height) if height > 0 else None
+    if height > 0 and block is None:
+        raise SyncError(f"block {height} is missing from the store")
+    follower = ChainFollower(checker, height + 1, ZERO_DIGEST if block is None else block.digest)
+    saved, idle, index = 0, 0, 0
+    while idle < 2 * len(peers):
+        peer = peers[index % len(peers)]
+        first = follower.next_height + len(follower.pending)
+        try:
+            blocks, committed = await fetch_blocks(peer, follower, first + FOLLOW_BATCH - 1)
+        except (SyncError, grpc.aio.AioRpcError) as exc:
+            log.warning("follow_peer_failed", peer=peer.target, why=str(exc)[:200])
+            follower.reset()
+            index, idle = index + 1, idle + 1
+            continue
+        for verified in blocks:
+            chain.save_block(verified)
+        saved += len(blocks)
+        if committed - chain.committed_height() <= TIP_LAG:
+            break
+        if not blocks:  # the blocks at its tip carry no commit yet: another peer, then again
+            follower.reset()
+            index, idle = index + 1, idle + 1
+        else:
+            idle = 0
+    log.info("state_sync_followed", blocks=saved, height=chain.committed_height())
+    return saved
+
+
+def with_resume_checkpoint(
+    records: dict[PersistKey, object], chain: ChainStore, lanes: int
+) -> dict[PersistKey, object]:
+    """``records`` with an ordering checkpoint at ``chain``'s last block if they have none
+    and the chain has blocks (a validator started from a snapshot, or one that crashed
+    before its first checkpoint): the same checkpoint ordering would have persisted."""
+    height = chain.committed_height()
+    if ("ordering",) in records or height == 0:
+        return records
+    block = chain.get_block(height)
+    tips = chain.get_lane_tips(height)
+    if block is None or tips is None:
+        raise FatalError(f"block {height} or its lane tips are missing: resync the node")
+    positions = tuple(tips.get(lane, (0, ZERO_DIGEST)) for lane in range(lanes))
+    log.info("ordering_resumed_from_chain", height=height, next_slot=block.slot + 1)
+    checkpoint = OrderingCheckpoint(block.slot + 1, height, block.digest, positions)
+    return {**records, ("ordering",): checkpoint}

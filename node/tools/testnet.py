@@ -217,6 +217,12 @@ def generate(
             archive=storage.archive,
             segment_blocks=storage.segment_blocks,
             snapshot_interval=storage.snapshot_interval,
+            # where `node run --state-sync` fetches a snapshot and blocks: the others' client API
+            sync_peers=tuple(
+                f"{layout.peer_host(j)}:{ports.client + layout.offset(j)}"
+                for j in range(validators)
+                if j != i
+            ),
         )
         (node_dir / "config.toml").write_text(config.to_toml())
     for _ in range(full_nodes):

@@ -96,6 +96,11 @@ def test_validator_with_corrupted_state_halts_and_the_rest_keep_committing(
     for i in range(3):
         assert "execution_diverged" not in net.log_tail(i, lines=10_000), f"node{i} halted"
     assert net.try_status(CORRUPT) is None, "the halted node still serves JSON-RPC"
+    # the three keep certifying their execution: lanenet_status shows the certified height
+    status = net.try_status(0)
+    assert status is not None
+    assert target - 2 * INTERVAL <= status["certified_height"] <= status["executed_height"]
+    assert status["certified_height"] % INTERVAL == 0
 
     # started again, the halted node refuses: it would serve the diverged state until the
     # next checkpoint caught it

@@ -4,11 +4,13 @@ from peers, and what it refuses."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from node.crypto.hashing import ZERO_DIGEST
+from node.protocol.ordering import OrderingCheckpoint
 from node.protocol.validation import MessageChecker
 from node.runtime.statesync import (
     ChainFollower,
@@ -16,11 +18,13 @@ from node.runtime.statesync import (
     choose_manifest,
     decode_committed,
     fetch_state,
+    with_resume_checkpoint,
 )
 from node.storage.chain_store import ChainStore
 from node.storage.kv import MemoryKV
-from node.storage.snapshot import SnapshotStore, Snapshotter
+from node.storage.snapshot import Manifest, SnapshotStore, Snapshotter
 from node.storage.snapshot_install import install_snapshot
+from node.types.errors import FatalError
 from node.types.messages import Block, Commit, MsgKind
 from node.wire.codec import encode_block, encode_message
 from tests.integration.test_crash_storage import StorePeer
@@ -150,3 +154,45 @@ def test_state_is_fetched_from_honest_peers_verified_and_installed(tmp_path: Pat
     assert next_block is not None
     synced.save_block(next_block)
     assert synced.committed_height() == 11
+
+
+def test_a_snapshot_carries_its_lane_tips_and_a_validator_resumes_ordering_there(
+    tmp_path: Path,
+) -> None:
+    """The manifest names each lane's last ordered car at its height; the installed store
+    has them, so a validator with no consensus records of its own resumes ordering at the
+    snapshot block: next slot after it, its digest, those lane positions."""
+    source, store = snapshotted(tmp_path, "a")
+    manifest = store.latest()
+    block = source.get_block(10)
+    assert manifest is not None and block is not None
+    tips = source.get_lane_tips(10)
+    assert tips and manifest.lane_tips == tuple((k, p, d) for k, (p, d) in sorted(tips.items()))
+    assert Manifest.decode(manifest.encode()) == manifest
+    kv = MemoryKV()
+    install_snapshot(kv, manifest, asyncio.run(fetch_state([StorePeer(store)], manifest)), block)
+    synced = ChainStore(kv)
+    assert synced.get_lane_tips(10) == tips
+    records = with_resume_checkpoint({}, synced, lanes=3)
+    checkpoint = records[("ordering",)]
+    assert isinstance(checkpoint, OrderingCheckpoint)
+    assert (checkpoint.next_slot, checkpoint.height) == (block.slot + 1, 10)
+    assert checkpoint.last_block == block.digest
+    assert checkpoint.lane_positions == (tips[0], tips[1], (0, ZERO_DIGEST))
+    # records that have a checkpoint, or an empty chain, are left alone
+    assert with_resume_checkpoint(records, synced, lanes=3) is records
+    assert with_resume_checkpoint({}, ChainStore(MemoryKV()), lanes=3) == {}
+
+
+def test_a_manifest_whose_lane_tips_disagree_with_its_block_is_not_installed(
+    tmp_path: Path,
+) -> None:
+    source, store = snapshotted(tmp_path, "a")
+    manifest = store.latest()
+    block = source.get_block(10)
+    assert manifest is not None and block is not None
+    pairs = asyncio.run(fetch_state([StorePeer(store)], manifest))
+    lane, pos, digest = manifest.lane_tips[0]
+    wrong = dataclasses.replace(manifest, lane_tips=((lane, pos + 1, digest),))
+    with pytest.raises(FatalError, match="lane tips are not those of its block"):
+        install_snapshot(MemoryKV(), wrong, pairs, block)

@@ -7,13 +7,14 @@
 (c) liveness: after the last perturbation ends, every node commits above the highest
     height any node had committed then, within a bound.
 
-A transaction accepted by a node that is then killed or restarted before it commits may be
-lost with that node's mempool, which lives in memory only. Such a loss is reported under
-its own count (``lost_in_crash``); so is an accepted transaction whose nonce went to another
-transaction of the same sender (``replaced``: a client that lost a reply in a crash and sent
-the nonce again; the chain keeps one of the two, as it must). Both are violations only with
-``strict``; any other accepted transaction that never commits is a violation. The checks
-are pure functions over what the nodes answered (``check_agreement``,
+A node keeps every transaction it answered "accepted" on disk until it executes
+(node/runtime/durable_txs.py), so one accepted by a node that is then killed or restarted
+must still commit: a loss is a violation, and those whose node crashed after accepting them
+are also counted apart (``lost_in_crash``, a subset of ``missing``) to point at the cause.
+An accepted transaction whose nonce went to another transaction of the same sender
+(``replaced``: a client that lost a reply in a crash and sent the nonce again; the chain
+keeps one of the two, as it must) is counted apart and is a violation only with ``strict``.
+The checks are pure functions over what the nodes answered (``check_agreement``,
 ``check_exactly_once``, ``check_liveness``); ``RpcNode`` asks a real node.
 """
 
@@ -255,12 +256,13 @@ def check_exactly_once(
             )
         elif _replaced(acc, nonces) and not strict:
             replaced += 1
-        elif _crashed_after(acc, crashes) and not strict:
-            lost += 1
         else:
             missing += 1
+            crashed = _crashed_after(acc, crashes)
+            lost += crashed
             if missing <= SHOWN_MISSING:
-                message = f"{acc.describe()}: accepted, never committed"
+                why = " (its node crashed after accepting it)" if crashed else ""
+                message = f"{acc.describe()}: accepted, never committed{why}"
                 out.append(Violation("exactly_once", message))
     if missing > SHOWN_MISSING:
         message = f"... {missing} accepted transactions in all were never committed"
@@ -431,7 +433,7 @@ def render_verdict(verdict: Verdict) -> str:
         lines.append(
             f"  (b) exactly once  {'ok' if once else 'VIOLATED'}: {txs.accepted} accepted, "
             f"{txs.committed_once} committed once, {txs.duplicated} duplicated, "
-            f"{txs.missing} missing; {txs.lost_in_crash} lost with a crashed node's mempool, "
+            f"{txs.missing} missing ({txs.lost_in_crash} accepted by a node that crashed later), "
             f"{txs.replaced} replaced by another of the same nonce"
         )
     live = not any(v.invariant == "liveness" for v in verdict.violations)

@@ -285,7 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keys", type=Path, help="accounts.json with funded keys for the load")
     p.add_argument("--accepted", type=Path, help="also check these accepted tx hashes")
-    p.add_argument("--strict", action="store_true", help="a tx lost in a crash is a violation")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="an accepted tx whose nonce went to another of its sender is a violation too",
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     return p
 

@@ -290,6 +290,7 @@ async def follow_to_tip(
             continue
         for verified in blocks:
             chain.save_block(verified)
+            crash_point("statesync-follow")
         saved += len(blocks)
         if committed - chain.committed_height() <= TIP_LAG:
             break

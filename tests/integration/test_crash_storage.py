@@ -19,12 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from node.execution.state import Account
+from node.runtime.statesync import choose_manifest, fetch_state, with_resume_checkpoint
 from node.storage.archive import Archive, verify_segment
 from node.storage.archiver import Archiver
 from node.storage.chain_store import ChainStore
 from node.storage.kv import LevelDBKV, MemoryKV
 from node.storage.snapshot import CRASH_ENV, Manifest, SnapshotStore, Snapshotter
 from node.storage.snapshot_install import install_snapshot, is_empty
+from node.types.messages import Block, Commit
+from node.wire.codec import encode_block, encode_message
 from tests.unit.storage.history_helpers import ADDRESSES, Model, grow
 
 BLOCKS = 120
@@ -72,9 +76,9 @@ def child(mode: str, path: Path, extra: str = "") -> None:
         chain = _open(path)
         Snapshotter(chain, SnapshotStore(path / "snapshots"), interval=INTERVAL,
                     chunk_pairs=CHUNK_PAIRS).step()
+    elif mode == "validatorsync":
+        validator_sync(path)
     elif mode == "statesync":
-        from node.runtime.statesync import choose_manifest, fetch_state
-
         source = _open(Path(extra))
         peers = [StorePeer(SnapshotStore(Path(extra) / "snapshots"))]
         manifest = asyncio.run(choose_manifest(peers, 1))
@@ -83,6 +87,56 @@ def child(mode: str, path: Path, extra: str = "") -> None:
         assert block is not None
         install_snapshot(LevelDBKV(path / "db"), manifest, pairs, block)
     print("done", flush=True)
+
+
+SIGNED_BLOCKS = 25
+
+
+class ChainPeer(StorePeer):
+    """A peer serving the snapshots of ``store`` and blocks with valid commits."""
+
+    def __init__(self, store: SnapshotStore, blocks: list[tuple[Block, Commit]]) -> None:
+        super().__init__(store)
+        self.blocks = blocks
+
+    async def get_committed_blocks(
+        self, first: int, last: int, *, wait_ms: int = 0
+    ) -> tuple[list[tuple[bytes, bytes]], int]:
+        found = [
+            (encode_block(b), encode_message(c))
+            for b, c in self.blocks[first - 1 : min(last, len(self.blocks))]
+        ]
+        return found, len(self.blocks)
+
+
+def signed_source(snapshots: Path) -> tuple[ChainStore, ChainPeer]:
+    """A chain of blocks with valid commits, executed (no state changes), snapshotted at 20."""
+    from tests.unit.runtime.test_statesync import chain_of
+
+    blocks = chain_of(SIGNED_BLOCKS)
+    source = ChainStore(MemoryKV())
+    source.apply_genesis({a: Account(0, 10**18) for a in ADDRESSES[:4]})
+    for block, _ in blocks:
+        source.save_block(block)
+        source.save_execution(block.height, [], {})
+    store = SnapshotStore(snapshots)
+    Snapshotter(source, store, interval=20).step()
+    return source, ChainPeer(store, blocks)
+
+
+def validator_sync(path: Path) -> None:
+    """What `node run --state-sync` does for a validator before consensus starts."""
+    from node.runtime.statesync import fetch_snapshot_block, follow_to_tip
+    from tests.unit.runtime.test_statesync import checker
+
+    _, peer = signed_source(path / "source-snapshots")
+    kv = LevelDBKV(path / "db")
+    if is_empty(kv):
+        manifest = asyncio.run(choose_manifest([peer], 1))
+        pairs = asyncio.run(fetch_state([peer], manifest))
+        block, _ = asyncio.run(fetch_snapshot_block([peer], checker(), manifest))
+        install_snapshot(kv, manifest, pairs, block)
+    asyncio.run(follow_to_tip(ChainStore(kv), [peer], checker()))
 
 
 def run_child(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -192,6 +246,31 @@ def test_a_crash_during_state_sync_leaves_an_empty_store_and_a_rerun_completes(
     assert chain.get_state_commitment(100) == manifest.commitment
     assert chain.state_lthash().digest() == manifest.commitment
     chain.kv.close()
+
+
+def test_a_validator_killed_while_saving_blocks_after_its_snapshot_resumes_them(
+    tmp_path: Path,
+) -> None:
+    """A validator's state sync goes on past the snapshot: it saves verified blocks up to
+    near the tip. Killed after the first of them, it restarts with the snapshot and that
+    block kept, saves the rest, and its ordering resumes exactly where the source's is."""
+    crashed = run_child("validatorsync", str(tmp_path), crash_at="statesync-follow")
+    assert crashed.returncode == 137, crashed.stderr
+    kv = LevelDBKV(tmp_path / "db")
+    assert (ChainStore(kv).hot_floor(), ChainStore(kv).committed_height()) == (20, 21)
+    kv.close()
+    result = run_child("validatorsync", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    source, _ = signed_source(tmp_path / "again")
+    kv = LevelDBKV(tmp_path / "db")
+    synced = ChainStore(kv)
+    tip = SIGNED_BLOCKS
+    assert synced.committed_height() == tip and synced.executed_height() == 20
+    assert synced.get_lane_tips(tip) == source.get_lane_tips(tip)
+    resumed = with_resume_checkpoint({}, synced, lanes=4)[("ordering",)]
+    expected = with_resume_checkpoint({}, source, lanes=4)[("ordering",)]
+    assert resumed == expected
+    kv.close()
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
@@ -80,11 +82,20 @@ async def serve(
     metrics_server = MetricsServer(
         node.metrics.registry, probes, host=host, port=config.metrics_port
     )
-    await rpc.start()
-    await metrics_server.start()
-    client_server, client_port = await serve_client_api(
-        view, host=host, port=config.client_port, metrics=node.metrics, sync=sync
-    )
+    try:
+        async with listening("JSON-RPC", host, config.jsonrpc_port):
+            await rpc.start()
+        async with listening("metrics", host, config.metrics_port):
+            await metrics_server.start()
+        async with listening("client gRPC", host, config.client_port):
+            client_server, client_port = await serve_client_api(
+                view, host=host, port=config.client_port, metrics=node.metrics, sync=sync
+            )
+    except BaseException:
+        await rpc.stop()
+        await metrics_server.stop()
+        node.kv.close()  # node.run() never ran: nothing else holds the database
+        raise
     log.info(
         "serving",
         jsonrpc=rpc.url,
@@ -97,6 +108,21 @@ async def serve(
         await client_server.stop(grace=1.0)
         await rpc.stop()
         await metrics_server.stop()
+
+
+@contextlib.asynccontextmanager
+async def listening(what: str, host: str, port: int) -> AsyncIterator[None]:
+    """Turn "address already in use" while starting a server into a ConfigError."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:  # grpc: RuntimeError "Failed to bind"
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        if not (in_use or "already in use" in str(exc) or "bind" in str(exc).lower()):
+            raise
+        raise ConfigError(
+            f"cannot listen on {host}:{port} for {what}: the address is already in use "
+            "(another node or program holds it)"
+        ) from exc
 
 
 def _fatal_in(exc: BaseException) -> FatalError | ConfigError | None:

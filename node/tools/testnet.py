@@ -18,11 +18,13 @@ base ports + FULL_PORT_OFFSET + J. ``up`` starts them after the validators.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -309,12 +311,51 @@ def _pid(node_dir: Path) -> int | None:
 
 def up(directory: Path) -> list[int]:
     """Start every node (validators, then full nodes) that is not already running; return
-    their pids."""
+    their pids. ``ConfigError`` naming every port that is taken, before starting any node,
+    if a node to start would not be able to listen (another testnet on the same ports)."""
+    starting = [d for d in all_node_dirs(directory) if _pid(d) is None]
+    busy = [
+        f"{d.name} {kind} {host}:{port}"
+        for d in starting
+        for kind, host, port in busy_ports(load_node_config(d / "config.toml"))
+    ]
+    if busy:
+        shown = ", ".join(busy[:4]) + (f" and {len(busy) - 4} more" if len(busy) > 4 else "")
+        raise ConfigError(
+            f"ports already in use: {shown} (another testnet or program "
+            "listens there: stop it, e.g. `lanenet testnet down --dir DIR`, or generate "
+            "this one on other ports)"
+        )
     pids = []
     for node_dir in all_node_dirs(directory):
         running = _pid(node_dir)
         pids.append(running if running is not None else start_node(node_dir))
     return pids
+
+
+def busy_ports(config: NodeConfig) -> list[tuple[str, str, int]]:
+    """The (kind, host, port) this node listens on that something else holds already."""
+    ports = [
+        ("peer gRPC", config.grpc_port),
+        ("client gRPC", config.client_port),
+        ("JSON-RPC", config.jsonrpc_port),
+        ("metrics", config.metrics_port),
+    ]
+    if config.p2p_enabled and not config.is_full_node:
+        ports.append(("libp2p", config.p2p_port))
+    host = config.listen_host
+    return [(kind, host, port) for kind, port in ports if not _can_bind(host, port)]
+
+
+def _can_bind(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE
+    return True
 
 
 def start_node(node_dir: Path, extra_args: tuple[str, ...] = ()) -> int:
@@ -407,6 +448,9 @@ def status(directory: Path) -> list[dict[str, object]]:
             "committed_height": None,
             "executed_height": None,
         }
+        if row["pid"] is None and (node_dir / "pid").exists():
+            rows.append(row)  # started here and exited: whatever answers on its port is not it
+            continue
         try:
             info = rpc_call(str(row["jsonrpc"]), "lanenet_status", [])
             if isinstance(info, dict):

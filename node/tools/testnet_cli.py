@@ -42,14 +42,29 @@ def _print_status(rows: list[dict[str, object]], as_json: bool) -> None:
 
 
 def _wait_ready(directory: Path, timeout: float) -> list[dict[str, object]]:
+    """Status rows once every node answers, a node's process exited, or ``timeout``."""
     deadline = time.monotonic() + timeout
     rows = testnet.status(directory)
     while time.monotonic() < deadline:
         rows = testnet.status(directory)
         if all(r["committed_height"] is not None for r in rows):
             return rows
+        if any(r["pid"] is None for r in rows):
+            return rows
         time.sleep(0.5)
     return rows
+
+
+def _last_error(node_dir: Path) -> str:
+    """The last line of a node's log that says why it stopped (or its last line)."""
+    try:
+        lines = (node_dir / "node.log").read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    for line in reversed(lines):
+        if line.startswith("lanenet:") or "Error" in line:
+            return line.strip()
+    return lines[-1].strip() if lines else "(empty log)"
 
 
 def main(argv: list[str]) -> int:
@@ -183,6 +198,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"started {len(pids)} nodes (logs: {directory}/node*/node.log)")
         rows = _wait_ready(directory, args.wait)
         _print_status(rows, args.json)
+        exited = [r for r in rows if r["pid"] is None]
+        for row in exited:
+            why = _last_error(directory / str(row["name"]))
+            print(f"{row['name']} exited: {why}", file=sys.stderr)
+        if exited:
+            return 1
         if not args.json:
             _print_accounts(directory)
         if any(r["committed_height"] is None for r in rows):

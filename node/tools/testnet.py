@@ -18,7 +18,6 @@ base ports + FULL_PORT_OFFSET + J. ``up`` starts them after the validators.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import ipaddress
 import json
@@ -344,18 +343,19 @@ def busy_ports(config: NodeConfig) -> list[tuple[str, str, int]]:
     if config.p2p_enabled and not config.is_full_node:
         ports.append(("libp2p", config.p2p_port))
     host = config.listen_host
-    return [(kind, host, port) for kind, port in ports if not _can_bind(host, port)]
+    return [(kind, host, port) for kind, port in ports if _taken(host, port)]
 
 
-def _can_bind(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return exc.errno != errno.EADDRINUSE
-    return True
+def _taken(host: str, port: int) -> bool:
+    """True if something listens on ``host:port`` (a connection is accepted). A bind test
+    would also trip over the closing connections of a node just killed, and miss a gRPC
+    listener (SO_REUSEPORT lets a second one bind and split the traffic)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def start_node(node_dir: Path, extra_args: tuple[str, ...] = ()) -> int:

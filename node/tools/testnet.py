@@ -61,6 +61,8 @@ TESTNET_PROTOCOL = ProtocolConfig(
 
 
 FULL_PORT_OFFSET = 100
+PORT_WAIT_S = 3.0
+"""How long `up` waits for a port in use to be let go before it refuses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +315,17 @@ def up(directory: Path) -> list[int]:
     their pids. ``ConfigError`` naming every port that is taken, before starting any node,
     if a node to start would not be able to listen (another testnet on the same ports)."""
     starting = [d for d in all_node_dirs(directory) if _pid(d) is None]
-    busy = [
-        f"{d.name} {kind} {host}:{port}"
-        for d in starting
-        for kind, host, port in busy_ports(load_node_config(d / "config.toml"))
-    ]
+    configs = [(d.name, load_node_config(d / "config.toml")) for d in starting]
+    deadline = time.monotonic() + PORT_WAIT_S
+    while True:  # a process that is just exiting lets go of its ports within moments
+        busy = [
+            f"{name} {kind} {host}:{port}"
+            for name, config in configs
+            for kind, host, port in busy_ports(config)
+        ]
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if busy:
         shown = ", ".join(busy[:4]) + (f" and {len(busy) - 4} more" if len(busy) > 4 else "")
         raise ConfigError(
@@ -416,9 +424,12 @@ def _alive(pid: int) -> bool:
         return True
     try:  # a zombie (exited, not yet reaped by its new parent) is not running
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        # ... unless only its main thread is: the others still exit and hold its files
+        # (listening sockets, the database lock) until the last one is gone
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except (OSError, IndexError):
         return True
-    return state != "Z"
+    return state != "Z" or threads > 1
 
 
 def rpc_call(url: str, method: str, params: list[object], timeout: float = 2.0) -> object:

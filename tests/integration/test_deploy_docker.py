@@ -172,5 +172,5 @@ def _load_and_check(rows: list[dict[str, object]], state: Path) -> None:
     assert settle(nodes, load.accepted, timeout=30)
     verdict = check_all(nodes, load.accepted, liveness_bound_s=None)  # idle: no blocks
     assert verdict.violations == []
-    assert verdict.txs is not None and verdict.txs.committed_once == len(load.accepted) > 100
+    assert verdict.txs is not None and verdict.txs.committed_once == len(load.accepted) > 50
     assert verdict.common_height > 0

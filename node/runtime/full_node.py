@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import grpc
 import structlog
 
-from node.crypto.hashing import ZERO_DIGEST
 from node.crypto.signing import CachingVerifier, Ed25519Verifier
 from node.execution.executor import BlockResult
 from node.execution.state import Account
@@ -41,13 +40,13 @@ from node.runtime.node import (
     run_snapshotter,
 )
 from node.runtime.statesync import (
-    ChainFollower,
     SyncError,
     SyncPeer,
     choose_manifest,
     fetch_blocks,
     fetch_snapshot_block,
     fetch_state,
+    follower_after,
 )
 from node.storage.archive import Archive
 from node.storage.chain_store import ChainStore
@@ -161,15 +160,9 @@ class FullNode:
 
     # ------------------------------------------------------------ following
 
-    def _follower(self) -> ChainFollower:
-        height = self.chain.committed_height()
-        block = self.chain.get_block(height) if height > 0 else None
-        parent = ZERO_DIGEST if block is None else block.digest
-        return ChainFollower(self.checker, height + 1, parent)
-
     async def _follow(self) -> None:
         """Fetch, verify and save committed blocks from one peer after another."""
-        follower = self._follower()
+        follower = follower_after(self.chain, self.checker)
         peer = 0
         clients = self.transport.clients
         while True:

@@ -266,17 +266,22 @@ async def _call(peer: SyncPeer, call: Awaitable[_T]) -> _T | None:
 # ------------------------------------------------------------ validators
 
 
+def follower_after(chain: ChainStore, checker: MessageChecker) -> ChainFollower:
+    """A follower for the blocks after ``chain``'s last saved one."""
+    height = chain.committed_height()
+    block = chain.get_block(height) if height > 0 else None
+    if height > 0 and block is None:
+        raise SyncError(f"block {height} is missing from the store")
+    return ChainFollower(checker, height + 1, ZERO_DIGEST if block is None else block.digest)
+
+
 async def follow_to_tip(
     chain: ChainStore, peers: Sequence[SyncPeer], checker: MessageChecker
 ) -> int:
     """Fetch, verify and save committed blocks after ``chain``'s last one, from one peer
     after another, until within ``TIP_LAG`` of the best peer's committed height (or no peer
     has verifiable blocks to add); returns the number saved."""
-    height = chain.committed_height()
-    block = chain.get_block(height) if height > 0 else None
-    if height > 0 and block is None:
-        raise SyncError(f"block {height} is missing from the store")
-    follower = ChainFollower(checker, height + 1, ZERO_DIGEST if block is None else block.digest)
+    follower = follower_after(chain, checker)
     saved, idle, index = 0, 0, 0
     while idle < 2 * len(peers):
         peer = peers[index % len(peers)]

@@ -254,7 +254,7 @@ ordering's lane positions after that block); a lane without a car there is absen
 def encode_lane_tips(tips: LaneTips) -> bytes:
     """A LANE_TIPS value: count u32, then lane u32, pos u64, car digest 32 in lane order."""
     return pack_u32(len(tips)) + b"".join(
-        pack_u32(lane) + pack_u64(pos) + pack_fixed(digest, 32, "car digest")
+        pack_u32(lane) + pack_u64(pos) + pack_fixed(digest, DIGEST_SIZE, "car digest")
         for lane, (pos, digest) in sorted(tips.items())
     )
 
@@ -262,8 +262,8 @@ def encode_lane_tips(tips: LaneTips) -> bytes:
 def decode_lane_tips(data: bytes) -> LaneTips:
     r = Reader(data, "lane tips")
     tips: LaneTips = {}
-    for _ in range(r.count(44)):
-        lane, pos, digest = r.u32(), r.u64(), r.take(32)
+    for _ in range(r.count(4 + 8 + DIGEST_SIZE)):
+        lane, pos, digest = r.u32(), r.u64(), r.take(DIGEST_SIZE)
         tips[lane] = (pos, digest)
     r.finish()
     return tips

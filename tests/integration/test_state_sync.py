@@ -196,6 +196,12 @@ def lane_account(net: Testnet, lane: int) -> DevAccount:
     return account
 
 
+@pytest.mark.xfail(
+    reason="known bug (issue 5): in about one run of three the state-synced validator does not "
+    "help a quorum once validator 2 is killed too, and blocks stop (heights equal on nodes "
+    "0, 1, 3); cause not found yet",
+    strict=False,
+)
 def test_a_wiped_validator_state_syncs_and_votes_and_proposes_again(net: Testnet) -> None:
     """Validator 3 loses its data (kill -9, data and archive deleted) and rejoins with
     ``node run --state-sync``: it installs a snapshot, saves the blocks after it, resumes

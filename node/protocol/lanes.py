@@ -96,8 +96,11 @@ class Lanes:
         return self.last_voted[self.me]
 
     def certified_pos(self, lane: int) -> int:
+        """The highest position known to be certified: its PoA, or an ordered car (every
+        ordered car had a PoA in its cut). A validator restored from a snapshot holds no
+        PoA of its own lane, only the ordered position."""
         poa = self.certified[lane]
-        return poa.pos if poa is not None else 0
+        return max(poa.pos if poa is not None else 0, self.ordered_pos[lane])
 
     def tips(self) -> tuple[CutTip, ...]:
         """The highest certified tip of every lane (pos 0 where none is known)."""
@@ -406,7 +409,10 @@ class Lanes:
         """The car (lane, pos, digest) was ordered: adopt that chain and prune old cars."""
         effects: list[Effect] = []
         self.ordered_pos[lane] = max(self.ordered_pos[lane], pos)
-        if lane != self.me and self.last_voted[lane][0] < pos:
+        if lane == self.me:
+            if self.voted[lane].get(pos) != digest:
+                effects += self._adopt_own(pos, digest)
+        elif self.last_voted[lane][0] < pos:
             self.last_voted[lane] = (pos, digest)
             effects.append(Persist(("lane_pos", lane), (pos, digest)))
             effects += self._vote_cascade(lane)
@@ -417,6 +423,33 @@ class Lanes:
                 del store[old]
                 self.voted[lane].pop(old, None)
                 effects.append(Persist(("car", lane, old), None))
+        return effects
+
+    def _adopt_own(self, pos: int, digest: bytes) -> list[Effect]:
+        """An own car this replica does not hold was ordered: one an earlier incarnation
+        sealed before its data was lost (a validator restored from a snapshot). Continue the
+        lane after it; own cars sealed since at or above ``pos`` are on a dead branch, so
+        they are dropped and their transactions go back to the front of the queue."""
+        effects: list[Effect] = []
+        dropped = sorted(p for p, d in self.voted[self.me].items() if p >= pos)
+        requeue: list[bytes] = []
+        for p in dropped:
+            car = self.store[self.me].get(p, {}).pop(self.voted[self.me].pop(p), None)
+            if not self.store[self.me].get(p):
+                self.store[self.me].pop(p, None)
+            self.own_votes.pop(p, None)
+            if car is not None:
+                requeue.extend(car.txs)
+            if p != pos:
+                effects.append(Persist(("car", self.me, p), None))
+        self.pending[:0] = requeue
+        self.pending_bytes += sum(len(t) for t in requeue)
+        self.voted[self.me][pos] = digest
+        self.last_voted[self.me] = (pos, digest)
+        # A restart restores the own tip from the highest own car record: the ordered car
+        # (held, since ordering delivered it) replaces the dropped one's record at pos.
+        effects.append(Persist(("car", self.me, pos), self.get_car(self.me, pos, digest)))
+        effects.append(Persist(("lane_pos", self.me), (pos, digest)))
         return effects
 
     # ------------------------------------------------------------ restart

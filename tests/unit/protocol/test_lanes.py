@@ -7,10 +7,12 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.crypto.hashing import ZERO_DIGEST
 from node.protocol.config import ProtocolConfig
 from node.protocol.effects import CancelTimer, Effect, Persist, Reject, SetTimer
 from node.protocol.events import Start, Timer, TxsSubmitted
 from node.protocol.lanes import CAR_TIMER, sync_timer
+from node.protocol.ordering import OrderingCheckpoint
 from node.protocol.replica import Replica
 from node.types.messages import (
     Car,
@@ -436,3 +438,70 @@ def test_lost_own_cars_are_sent_again() -> None:
             m for m in messages(fire(replica, CAR_TIMER, now=50 * tick), Car) if isinstance(m, Car)
         ]
     assert {c.pos for c in resent} >= {1}
+
+
+# ---------------------------------------------------------------- restored from a snapshot
+
+
+def checkpoint_at(own_tip: Car) -> OrderingCheckpoint:
+    """Slot 5 next, lane ME ordered up to ``own_tip``, the other lanes empty."""
+    positions = tuple(
+        (own_tip.pos, own_tip.digest) if lane == ME else (0, ZERO_DIGEST) for lane in range(4)
+    )
+    return OrderingCheckpoint(5, 4, b"\x01" * 32, positions)
+
+
+def restored_at(keys: Keys, own_tip: Car, config: ProtocolConfig, me: int = ME) -> Replica:
+    """Validator ``me`` restored from a snapshot: only the ordering checkpoint (lane ME at
+    ``own_tip``, an earlier incarnation's car), no car, PoA or vote of its own."""
+    replica = keys.replica(me, config)
+    replica.restore({("ordering",): checkpoint_at(own_tip)})
+    replica.step(Start(0))
+    return replica
+
+
+def test_a_validator_restored_from_a_snapshot_seals_after_its_last_ordered_car() -> None:
+    """Its lane stood far beyond the lane window when its data was lost: the ordered position
+    counts as certified, so new transactions go into car 24 on top of ordered car 23, and a
+    peer that ordered car 23 votes for it."""
+    keys = Keys(4)
+    config = ProtocolConfig(lane_window=2, car_max_txs=1)
+    old = keys.lane(ME, 23)
+    replica = restored_at(keys, old[-1], config)
+    effects = replica.step(TxsSubmitted(0, (b"a", b"b")))
+    cars = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert [(c.pos, c.parent) for c in cars[:1]] == [(24, old[-1].digest)]
+    assert [c.pos for c in cars] == [24, 25]  # the window (2) counts from the ordered car
+    peer = restored_at(keys, old[-1], config, me=1)
+    assert voted(receive(peer, ME, cars[0])) == [(ME, 24, cars[0].digest)]
+
+
+def test_an_own_car_of_an_earlier_incarnation_ordered_later_is_adopted() -> None:
+    """The lost incarnation had certified car 24; the restored validator, not knowing it,
+    sealed its own car 24. When the old car 24 is ordered, the validator continues its lane
+    after it: the dropped car's transactions go into the next car, whose parent is the
+    ordered car, and a restart from its records keeps that tip."""
+    keys = Keys(4)
+    config = ProtocolConfig(car_max_txs=1)
+    old = keys.lane(ME, 24)
+    replica = restored_at(keys, old[22], config)
+    effects = replica.step(TxsSubmitted(0, (b"new",)))
+    (mine,) = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert mine.pos == 24 and mine.digest != old[23].digest
+    records: dict[object, object] = {}
+    cut = keys.cut(keys.tip(old[23], (1, 2)))
+    effects += receive(replica, 1, Commit(keys.qc(MsgKind.CONFIRM_ACK, 5, 0, cut), cut))
+    assert [r.lane for r in messages(effects, SyncRequest) if isinstance(r, SyncRequest)] == [ME]
+    effects += receive(replica, 1, SyncReply(ME, (old[23],)))
+    assert replica.ordering.height == 5  # the block with the old car 24 was delivered
+    assert replica.lanes.own_tip == (24, old[23].digest)
+    effects += fire(replica, CAR_TIMER)
+    (after,) = [m for m in messages(effects, Car) if isinstance(m, Car) and m.pos == 25]
+    assert after.parent == old[23].digest and after.txs == (b"new",)
+    for e in effects:
+        if isinstance(e, Persist):
+            records[e.key] = e.value
+    again = keys.replica(ME, config)
+    again.restore({k: v for k, v in records.items() if v is not None})  # type: ignore[misc]
+    assert again.lanes.own_tip == (25, after.digest)
+    assert again.lanes.voted[ME][24] == old[23].digest

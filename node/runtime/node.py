@@ -517,12 +517,12 @@ class ValidatorNode:
         while True:
             await asyncio.sleep(interval)
             room = target - len(self.replica.lanes.pending)
-            if room <= 0 or not self.mempool.size:
-                continue
-            txs = self.mempool.select(room, 2 * protocol.car_max_bytes)
-            if txs:
-                self.mempool.mark_selected(txs)
-                self.events.put_nowait(TxsSubmitted(now_ms(), tuple(t.raw for t in txs)))
+            if room > 0 and self.mempool.size:
+                txs = self.mempool.select(room, 2 * protocol.car_max_bytes)
+                if txs:
+                    self.mempool.mark_selected(txs)
+                    self.events.put_nowait(TxsSubmitted(now_ms(), tuple(t.raw for t in txs)))
+            # also when nothing moved: execution empties the pool without this loop
             self.metrics.mempool_txs.set(self.mempool.size)
             self.metrics.mempool_bytes.set(self.mempool.size_bytes)
 

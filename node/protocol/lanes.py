@@ -259,20 +259,26 @@ class Lanes:
         if not self.committee.is_member(car.lane):
             return [Reject(sender, "car for an unknown lane")]
         if car.lane == self.me:
-            return [Ignore("car for own lane from a peer")]
+            return self._on_own_car(sender, car)
         known = self.store[car.lane].get(car.pos, {})
         if car.digest in known:
-            return self._revote(car)
+            return self._revote(sender, car)
         if car.pos <= self.ordered_pos[car.lane]:
             return [Ignore("car at an already ordered position")]
+        effects: list[Effect] = []
+        mine = self.voted[car.lane].get(car.pos)
+        held = self.get_car(car.lane, car.pos, mine) if mine is not None else None
+        if held is not None and sender == car.lane:
+            # The owner offers another car where this replica voted: show it the car it
+            # signed here before (an owner that lost its data continues from that one).
+            effects.append(Send(car.lane, held))
         if car.pos > self.last_voted[car.lane][0] + 4 * self.config.lane_window:
             return [Ignore("car too far ahead of this lane's votes")]
         if len(known) >= MAX_FORKS_PER_POS:
-            return [Ignore("too many forks at this position")]
+            return [*effects, Ignore("too many forks at this position")]
         reason = self.checks.validate_car(car, self.config.car_max_txs, self.config.car_max_bytes)
         if reason is not None:
             return [Reject(sender, reason)]
-        effects: list[Effect] = []
         if car.parent_poa is not None:
             self._learn_poa(car.parent_poa)
         self.store[car.lane].setdefault(car.pos, {})[car.digest] = car
@@ -283,12 +289,42 @@ class Lanes:
             effects += self.request(car.lane, voted_pos + 1, car.pos - 1, car.parent, candidates)
         return effects
 
-    def _revote(self, car: Car) -> list[Effect]:
+    def _on_own_car(self, sender: int, car: Car) -> list[Effect]:
+        """A peer shows this validator an own car it voted for. If this replica does not hold
+        it, an earlier incarnation sealed it before the data was lost, and this replica has
+        since sealed another car at that position that no peer voted for: continue the lane
+        from the car peers voted for, or the lane stays stuck (they never vote twice at one
+        position). Nothing new is signed, so this adds no fork of its own."""
+        pos = car.pos
+        current = self.voted[self.me].get(pos)
+        if current is None or current == car.digest or pos <= self.certified_pos(self.me):
+            return [Ignore("own car not in place of an uncertified own car")]
+        held = self.get_car(self.me, pos, current)
+        if held is None or car.parent != held.parent:
+            return [Ignore("own car off the own chain")]
+        votes = self.own_votes.get(pos, {})
+        if any(voter != self.me for voter in votes):
+            return [Ignore("a peer voted for the own car at this position")]
+        reason = self.checks.validate_car(car, self.config.car_max_txs, self.config.car_max_bytes)
+        if reason is not None:
+            return [Reject(sender, reason)]
+        self.store[self.me].setdefault(pos, {})[car.digest] = car
+        effects = self._adopt_own(pos, car.digest)
+        self.own_votes[pos] = {self.me: self._sign_vote(car)}
+        # peers that voted for it vote again (_revote); the sender is one of them
+        return [*effects, Broadcast(car), *self._maybe_certify(pos)]
+
+    def _revote(self, sender: int, car: Car) -> list[Effect]:
         """A re-sent car this replica voted for: send the same vote again (the owner lost it).
-        Only an actual vote is repeated, never a car merely adopted from the ordered chain."""
-        if self.voted[car.lane].get(car.pos) == car.digest:
+        Only an actual vote is repeated, never a car merely adopted from the ordered chain.
+        A re-sent fork from its owner gets the car voted for at that position again."""
+        mine = self.voted[car.lane].get(car.pos)
+        if mine == car.digest:
             vote = LaneVote(car.lane, car.pos, car.digest, self.me, self._sign_vote(car))
             return [Send(car.lane, vote)]
+        held = self.get_car(car.lane, car.pos, mine) if mine is not None else None
+        if held is not None and sender == car.lane and car.pos > self.ordered_pos[car.lane]:
+            return [Send(car.lane, held)]
         return [Ignore("duplicate car")]
 
     def _vote_cascade(self, lane: int) -> list[Effect]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from node.crypto.hashing import ZERO_DIGEST
 from node.protocol.config import ProtocolConfig
-from node.protocol.effects import CancelTimer, Effect, Persist, Reject, SetTimer
+from node.protocol.effects import CancelTimer, Effect, Persist, Reject, Send, SetTimer
 from node.protocol.events import Start, Timer, TxsSubmitted
 from node.protocol.lanes import CAR_TIMER, sync_timer
 from node.protocol.ordering import OrderingCheckpoint
@@ -125,7 +125,8 @@ def test_resent_identical_car_gets_the_same_vote_again() -> None:
 
 
 def test_resent_fork_gets_no_vote() -> None:
-    """Re-sending a fork this replica did not vote for is ignored, not voted."""
+    """Re-sending a fork this replica did not vote for gets no vote; the owner is shown the
+    car voted for at that position each time, anyone else is ignored."""
     keys = Keys(4)
     replica = started(keys)
     honest = keys.lane(OWNER, 1)[0]
@@ -134,7 +135,8 @@ def test_resent_fork_gets_no_vote() -> None:
     receive(replica, OWNER, fork)
     again = receive(replica, OWNER, fork)
     assert lane_votes(again) == []
-    assert drops(again)
+    assert [(e.to, e.message) for e in again if isinstance(e, Send)] == [(OWNER, honest)]
+    assert drops(receive(replica, 2, fork))
 
 
 def test_invalid_car_is_rejected_and_changes_nothing() -> None:
@@ -443,10 +445,10 @@ def test_lost_own_cars_are_sent_again() -> None:
 # ---------------------------------------------------------------- restored from a snapshot
 
 
-def checkpoint_at(own_tip: Car) -> OrderingCheckpoint:
+def checkpoint_at(own_tip: Car, n: int = 4) -> OrderingCheckpoint:
     """Slot 5 next, lane ME ordered up to ``own_tip``, the other lanes empty."""
     positions = tuple(
-        (own_tip.pos, own_tip.digest) if lane == ME else (0, ZERO_DIGEST) for lane in range(4)
+        (own_tip.pos, own_tip.digest) if lane == ME else (0, ZERO_DIGEST) for lane in range(n)
     )
     return OrderingCheckpoint(5, 4, b"\x01" * 32, positions)
 
@@ -455,7 +457,7 @@ def restored_at(keys: Keys, own_tip: Car, config: ProtocolConfig, me: int = ME) 
     """Validator ``me`` restored from a snapshot: only the ordering checkpoint (lane ME at
     ``own_tip``, an earlier incarnation's car), no car, PoA or vote of its own."""
     replica = keys.replica(me, config)
-    replica.restore({("ordering",): checkpoint_at(own_tip)})
+    replica.restore({("ordering",): checkpoint_at(own_tip, keys.n)})
     replica.step(Start(0))
     return replica
 
@@ -505,3 +507,64 @@ def test_an_own_car_of_an_earlier_incarnation_ordered_later_is_adopted() -> None
     again.restore({k: v for k, v in records.items() if v is not None})  # type: ignore[misc]
     assert again.lanes.own_tip == (25, after.digest)
     assert again.lanes.voted[ME][24] == old[23].digest
+
+
+def test_a_peer_shows_the_owner_the_car_it_voted_for_instead_of_a_fork() -> None:
+    """The owner sends another car at a position this replica voted for: the replica sends
+    back the car it voted for there, and votes for neither."""
+    keys = Keys(4)
+    replica = started(keys)
+    cars = keys.lane(OWNER, 3, poas=False)
+    for car in cars:
+        receive(replica, OWNER, car)
+    fork = keys.car(OWNER, 3, cars[1].digest, (b"other",))
+    effects = receive(replica, OWNER, fork)
+    assert [(e.to, e.message) for e in effects if isinstance(e, Send)] == [(OWNER, cars[2])]
+    assert lane_votes(effects) == []
+    assert not [e for e in receive(replica, 2, fork) if isinstance(e, Send)]  # not the owner
+
+
+def test_an_owner_that_lost_its_data_continues_from_the_car_peers_voted_for() -> None:
+    """The lost incarnation sealed car 24 and a peer voted for it, but its PoA never left.
+    Restored from a snapshot, the validator seals its own car 24, which that peer will not
+    vote for; the peer shows it the old car 24, the validator continues from it (its new
+    car's transactions go into car 25), the peer votes again, and the lane moves on."""
+    keys = Keys(4)
+    config = ProtocolConfig(car_max_txs=1)
+    old = keys.lane(ME, 24, poas=False)
+    owner = restored_at(keys, old[22], config)
+    peer = restored_at(keys, old[22], config, me=1)
+    assert voted(receive(peer, ME, old[23])) == [(ME, 24, old[23].digest)]
+    effects = owner.step(TxsSubmitted(0, (b"new",)))
+    (fresh,) = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert fresh.pos == 24 and fresh.digest != old[23].digest
+    shown = [e.message for e in receive(peer, ME, fresh) if isinstance(e, Send)]
+    assert shown == [old[23]]
+    effects = receive(owner, 1, old[23])
+    assert owner.lanes.own_tip == (24, old[23].digest)
+    assert old[23] in messages(effects, Car)
+    (again,) = lane_votes(receive(peer, ME, old[23]))  # the peer's vote, sent again
+    effects = receive(owner, 1, again) + fire(owner, CAR_TIMER)
+    assert [(p.lane, p.pos) for p in messages(effects, PoA) if isinstance(p, PoA)] == [(ME, 24)]
+    (after,) = [m for m in messages(effects, Car) if isinstance(m, Car)]
+    assert (after.pos, after.parent, after.txs) == (25, old[23].digest, (b"new",))
+    assert voted(receive(peer, ME, after)) == [(ME, 25, after.digest)]
+
+
+def test_an_owner_keeps_its_car_once_a_peer_voted_for_it() -> None:
+    """Shown an older car at a position where a peer already voted for its current car, the
+    owner keeps the current one (that peer would never vote for the older one); once its
+    current car is certified, too."""
+    keys = Keys(7)  # a PoA needs f+1 = 3 votes
+    config = ProtocolConfig(car_max_txs=1)
+    old = keys.lane(ME, 24, poas=False)
+    owner = restored_at(keys, old[22], config)
+    (fresh,) = messages(owner.step(TxsSubmitted(0, (b"new",))), Car)
+    assert isinstance(fresh, Car)
+    receive(owner, 2, keys.lane_vote(fresh, 2))
+    assert drops(receive(owner, 1, old[23]))
+    assert owner.lanes.own_tip == (24, fresh.digest)
+    receive(owner, 3, keys.lane_vote(fresh, 3))
+    assert owner.lanes.certified_pos(ME) == 24
+    assert drops(receive(owner, 1, old[23]))
+    assert owner.lanes.own_tip == (24, fresh.digest)

@@ -265,13 +265,7 @@ class Lanes:
             return self._revote(sender, car)
         if car.pos <= self.ordered_pos[car.lane]:
             return [Ignore("car at an already ordered position")]
-        effects: list[Effect] = []
-        mine = self.voted[car.lane].get(car.pos)
-        held = self.get_car(car.lane, car.pos, mine) if mine is not None else None
-        if held is not None and sender == car.lane:
-            # The owner offers another car where this replica voted: show it the car it
-            # signed here before (an owner that lost its data continues from that one).
-            effects.append(Send(car.lane, held))
+        effects = self._show_voted_car(sender, car)
         if car.pos > self.last_voted[car.lane][0] + 4 * self.config.lane_window:
             return [Ignore("car too far ahead of this lane's votes")]
         if len(known) >= MAX_FORKS_PER_POS:
@@ -318,14 +312,20 @@ class Lanes:
         """A re-sent car this replica voted for: send the same vote again (the owner lost it).
         Only an actual vote is repeated, never a car merely adopted from the ordered chain.
         A re-sent fork from its owner gets the car voted for at that position again."""
-        mine = self.voted[car.lane].get(car.pos)
-        if mine == car.digest:
+        if self.voted[car.lane].get(car.pos) == car.digest:
             vote = LaneVote(car.lane, car.pos, car.digest, self.me, self._sign_vote(car))
             return [Send(car.lane, vote)]
-        held = self.get_car(car.lane, car.pos, mine) if mine is not None else None
-        if held is not None and sender == car.lane and car.pos > self.ordered_pos[car.lane]:
-            return [Send(car.lane, held)]
-        return [Ignore("duplicate car")]
+        return self._show_voted_car(sender, car) or [Ignore("duplicate car")]
+
+    def _show_voted_car(self, sender: int, car: Car) -> list[Effect]:
+        """The owner offers another car where this replica voted, above the ordered part of
+        its lane: show it the car voted for there (an owner that lost its data continues
+        from that one)."""
+        mine = self.voted[car.lane].get(car.pos)
+        if sender != car.lane or mine is None or car.pos <= self.ordered_pos[car.lane]:
+            return []
+        held = self.get_car(car.lane, car.pos, mine)
+        return [Send(car.lane, held)] if held is not None else []
 
     def _vote_cascade(self, lane: int) -> list[Effect]:
         """Vote, in order, for every stored car that extends the chain this replica voted on."""
@@ -467,7 +467,7 @@ class Lanes:
         lane after it; own cars sealed since at or above ``pos`` are on a dead branch, so
         they are dropped and their transactions go back to the front of the queue."""
         effects: list[Effect] = []
-        dropped = sorted(p for p, d in self.voted[self.me].items() if p >= pos)
+        dropped = sorted(p for p in self.voted[self.me] if p >= pos)
         requeue: list[bytes] = []
         for p in dropped:
             car = self.store[self.me].get(p, {}).pop(self.voted[self.me].pop(p), None)

@@ -43,6 +43,8 @@ from node.types.messages import (
 
 CAR_TIMER = Timer("car")
 MAX_FORKS_PER_POS = 2
+MAX_RESEND_BACKOFF = 8
+"""An uncertified own car is re-sent at most every 8 x sync_retry_ms."""
 
 
 def sync_timer(lane: int) -> Timer:
@@ -87,7 +89,9 @@ class Lanes:
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.own_votes: dict[int, dict[int, bytes]] = {}
-        self.stalled_ticks = 0
+        self.car_ticks = 0
+        # own position -> (car tick of its next re-send, re-sends so far)
+        self.resend_due: dict[int, tuple[int, int]] = {}
 
     # ------------------------------------------------------------ queries
 
@@ -159,16 +163,24 @@ class Lanes:
 
     def _resend_uncertified(self) -> list[Effect]:
         """Re-send own cars still short of a PoA to the peers that have not voted for them:
-        a partition that dropped them must not leave the lane stuck at its window."""
-        if not self.own_votes:
-            self.stalled_ticks = 0
-            return []
-        self.stalled_ticks += 1
+        a partition that dropped them must not leave the lane stuck at its window.
+
+        A car is first re-sent ``sync_retry_ms`` after this replica first saw it uncertified,
+        then at doubling intervals (up to 8x): under load votes are merely slow, and every
+        early re-send costs each peer a car decode and a vote."""
+        self.car_ticks += 1
+        tick = self.car_ticks
+        due = self.resend_due
+        for pos in [p for p in due if p not in self.own_votes]:
+            del due[pos]
         every = max(2, self.config.sync_retry_ms // self.config.car_interval_ms)
-        if self.stalled_ticks % every:
-            return []
         effects: list[Effect] = []
         for pos in sorted(self.own_votes):
+            at, resends = due.get(pos, (tick + every, 0))
+            if pos not in due or at > tick:
+                due[pos] = (at, resends)
+                continue
+            due[pos] = (tick + every * min(1 << (resends + 1), MAX_RESEND_BACKOFF), resends + 1)
             car = self.get_car(self.me, pos, self.voted[self.me][pos])
             if car is None:
                 continue

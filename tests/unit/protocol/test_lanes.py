@@ -442,6 +442,26 @@ def test_lost_own_cars_are_sent_again() -> None:
     assert {c.pos for c in resent} >= {1}
 
 
+def test_slow_votes_get_resends_at_doubling_intervals_not_every_tick() -> None:
+    """Under load votes are slow, not lost: a car is first re-sent sync_retry_ms after it
+    was sealed, then at doubling intervals up to 8x."""
+    keys = Keys(4)
+    config = ProtocolConfig(car_interval_ms=50, sync_retry_ms=300, car_max_txs=1)
+    replica = started(keys, config=config)
+    sealed = sends_to(replica.step(TxsSubmitted(0, (b"a",))), Car)
+    assert [to for to, _car in sealed] == [None]  # broadcast once, then the votes are lost
+    resent_at: list[int] = []
+    for tick in range(1, 101):
+        cars = sends_to(fire(replica, CAR_TIMER, now=50 * tick), Car)
+        if cars:
+            assert sorted(to for to, _car in cars if to is not None) == [1, 2, 3]
+            resent_at.append(tick)
+    every = 300 // 50
+    assert resent_at[0] >= every
+    gaps = [b - a for a, b in zip(resent_at, resent_at[1:], strict=False)]
+    assert gaps == [2 * every, 4 * every, 8 * every]
+
+
 # ---------------------------------------------------------------- restored from a snapshot
 
 

@@ -84,6 +84,7 @@ STEP_BATCH = 256
 ARCHIVE_IDLE_S = 2.0
 SNAPSHOT_IDLE_S = 1.0
 MAX_EARLY_RECOVERIES = 256  # cars whose senders are being recovered ahead of execution
+RECOVERED_CARS_KEPT = 4096  # digests of cars already recovered: a re-sent car is not redone
 RECENT_BLOCK_TIMES = 4096
 GETH_REASONS = {
     RejectReason.NONCE_TOO_LOW: "nonce too low",
@@ -198,6 +199,7 @@ class ValidatorNode:
         self.forwarded: list[bytes] = []
         self.senders = SenderCache()
         self.car_recoveries: dict[bytes, asyncio.Future[list[EthTx | UndecodableTx]]] = {}
+        self.recovered_cars: dict[bytes, None] = {}  # insertion-ordered, oldest first
         self.forwarded_event = asyncio.Event()
         self.stopping = asyncio.Event()
 
@@ -412,8 +414,10 @@ class ValidatorNode:
 
     def _recover_car_early(self, car: Car) -> None:
         """Recover a peer car's senders in a worker thread now, for its execution later."""
-        if car.lane == self.index or car.digest in self.car_recoveries or not car.txs:
+        if car.lane == self.index or not car.txs:
             return
+        if car.digest in self.car_recoveries or car.digest in self.recovered_cars:
+            return  # a re-sent car: its senders are recovered or on the way
         if len(self.car_recoveries) >= MAX_EARLY_RECOVERIES:
             return  # far behind: execution recovers what is missing itself
         loop = asyncio.get_running_loop()
@@ -424,6 +428,10 @@ class ValidatorNode:
             self.car_recoveries.pop(car.digest, None)
             if not f.cancelled() and f.exception() is None:
                 self.senders.put(f.result())
+                recovered = self.recovered_cars
+                recovered[car.digest] = None
+                if len(recovered) > RECOVERED_CARS_KEPT:
+                    del recovered[next(iter(recovered))]
 
         future.add_done_callback(done)
 

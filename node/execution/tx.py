@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING
 
 from coincurve import PublicKey
 
+try:  # the library coincurve wraps, called directly: ~6 µs less per recovery than PublicKey
+    from coincurve._libsecp256k1 import ffi as _ffi
+    from coincurve._libsecp256k1 import lib as _lib
+    from coincurve.context import GLOBAL_CONTEXT as _CONTEXT
+except ImportError:  # pragma: no cover - another coincurve layout: the public API below
+    _lib = None
+
 from node.execution import rlp
 from node.execution.keccak import keccak256
 from node.types.errors import InvalidInput
@@ -249,12 +256,34 @@ def _signature_values(r_field: rlp.RlpItem, s_field: rlp.RlpItem) -> tuple[int, 
 
 
 def _recover_sender(signing_hash: bytes, r: int, s: int, parity: int) -> bytes:
+    if _lib is not None:
+        return _recover_sender_direct(
+            signing_hash, r.to_bytes(32, "big") + s.to_bytes(32, "big"), parity
+        )
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((parity,))
     try:
         public_key = PublicKey.from_signature_and_message(signature, signing_hash, hasher=None)
     except ValueError:
         raise InvalidTransaction("no public key recovers from the signature") from None
     return keccak256(public_key.format(compressed=False)[1:])[12:]
+
+
+def _recover_sender_direct(signing_hash: bytes, rs: bytes, parity: int) -> bytes:
+    """What ``_recover_sender`` does through coincurve's objects, in three calls into
+    libsecp256k1 (the parse, the recovery and the uncompressed serialization)."""
+    ctx, new = _CONTEXT.ctx, _ffi.new
+    signature = new("secp256k1_ecdsa_recoverable_signature *")
+    public_key = new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(
+        ctx, signature, rs, parity
+    ) or not _lib.secp256k1_ecdsa_recover(ctx, public_key, signature, signing_hash):
+        raise InvalidTransaction("no public key recovers from the signature")
+    out = new("unsigned char[65]")
+    _lib.secp256k1_ec_pubkey_serialize(ctx, out, new("size_t *", 65), public_key, _UNCOMPRESSED)
+    return keccak256(_ffi.buffer(out, 65)[1:])[12:]
+
+
+_UNCOMPRESSED = 2  # SECP256K1_EC_UNCOMPRESSED (flags for the serialization)
 
 
 def _decode_nonce(field: rlp.RlpItem) -> int:

@@ -52,7 +52,7 @@ from node.types.errors import ConfigError
 DEV_ACCOUNTS = 10
 DEV_BALANCE = 10**24  # 1,000,000 ETH in wei
 TESTNET_PROTOCOL = ProtocolConfig(
-    car_interval_ms=50,
+    car_interval_ms=150,
     view_timeout_ms=1000,
     max_view_timeout_ms=8000,
     fast_path_timeout_ms=20,

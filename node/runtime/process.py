@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -136,11 +137,29 @@ def _fatal_in(exc: BaseException) -> FatalError | ConfigError | None:
     return None
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""A node allocates hundreds of thousands of short-lived objects per second (decoded
+transactions, messages, futures), nearly all freed by reference counting. With CPython's
+default thresholds (700, 10, 10) the cyclic collector ran hundreds of times a second,
+rescanning the same live objects. In one run each of bench/testnet_tps.py at 2,000 tx/s
+offered, these thresholds gave 1,755 instead of 1,616 committed tx/s and 7 % less CPU per
+transaction."""
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated (modules, config) out of the collector's reach and
+    collect less often (GC_THRESHOLDS)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_node(config_path: Path, log_format: str | None = None, *, state_sync: bool = False) -> int:
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
+    tune_gc()
     try:
         asyncio.run(serve(config_path, log_format, state_sync=state_sync))
     except SyncError as exc:

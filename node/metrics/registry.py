@@ -165,6 +165,11 @@ class Metrics:
             "Executed transactions by status (ok or failed).",
             ("status",),
         )
+        self.late_recoveries = c(
+            "lanenet_execution_late_recoveries_total",
+            "Transactions whose sender execution had to recover itself (not recovered on "
+            "submission or when their car arrived): each costs a second signature recovery.",
+        )
         self.divergence = g(
             "lanenet_execution_divergence",
             "Height at which this node's state commitment diverged from the one the network "

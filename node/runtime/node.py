@@ -373,6 +373,7 @@ class ValidatorNode:
                     await asyncio.wait([early])  # started when the car arrived: nearly done
             found, missing = self.senders.take(raws)
             if missing:
+                self.metrics.late_recoveries.inc(len(missing))
                 again = [raws[i] for i in missing]
                 for i, tx in zip(
                     missing,

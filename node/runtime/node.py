@@ -170,7 +170,7 @@ class ValidatorNode:
         self.last_commit_ms: int | None = None
         self.slot = 0
         self.view = 0
-        self.pool = named_pool("recover", 2)
+        self.pool = named_pool("recover", 1)
         self.exec_pool = named_pool("execute", 1)
         self.persist_pool = named_pool("persist", 1)
         self.archive_pool = named_pool("archive", 1)

@@ -211,3 +211,35 @@ def test_an_emptied_account_stays_empty_after_its_history_is_pruned(tmp_path: Pa
     Archiver(chain, hot_blocks=2, mode="prune", segment_blocks=5).step()
     assert chain.get_account_at(ADDRESSES[0], 5) == Account(0, 0)
     assert list(chain.kv.iterate(*schema.table_range(Table.STATE_HISTORY))) == []
+
+
+class CompactionLog(LevelDBKV):
+    """LevelDB that records every range it is asked to compact."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.compacted: list[tuple[bytes, bytes]] = []
+
+    def compact_range(self, start: bytes, stop: bytes) -> None:
+        self.compacted.append((start, stop))
+        super().compact_range(start, stop)
+
+
+def test_hash_keyed_tables_are_compacted_once_per_hot_window_not_per_segment(
+    tmp_path: Path,
+) -> None:
+    """Compacting a table keyed by hash rewrites all of it, so it happens once per hot
+    window of pruned heights; the pruned span of height-keyed tables is compacted at once."""
+    kv = CompactionLog(tmp_path / "db")
+    chain = ChainStore(kv, Archive(tmp_path / "archive"))
+    grow(chain, Model(), 60)
+    archiver = Archiver(chain, hot_blocks=25, segment_blocks=5)
+    while archiver.step().action != "idle":
+        pass
+    assert chain.hot_floor() == 35  # 7 segments pruned
+    whole_tx_index = kv.compacted.count(schema.table_range(Table.TX_INDEX))
+    block_spans = [r for r in kv.compacted if r[0][:1] == schema.table_range(Table.BLOCK)[0][:1]]
+    assert len(block_spans) == 7
+    assert whole_tx_index == 1  # after 25 of the 35 pruned heights
+    assert chain.get_block(35) is not None and chain.get_block(34) is not None  # archived
+    chain.kv.close()

@@ -57,23 +57,8 @@ def decode_list(data: bytes) -> tuple[list[RlpItem], list[int]]:
     offsets = [start]
     pos = start
     while pos < stop:
-        first = data[pos]
-        # the short strings of a transaction's fields, inline (the same checks as
-        # _decode_item, without a call per field); anything else goes through it
-        if 0x80 < first < 0xB8:
-            end = pos + first - 0x7F
-            if end > stop:
-                raise RlpError("string runs past the end of its enclosing item")
-            if first == 0x81 and data[pos + 1] < 0x80:
-                raise RlpError("single byte below 0x80 must be encoded as itself")
-            items.append(data[pos + 1 : end])
-            pos = end
-        elif first == 0x80:
-            items.append(b"")
-            pos += 1
-        else:
-            item, pos = _decode_item(data, pos, stop, 1)
-            items.append(item)
+        item, pos = _decode_item(data, pos, stop, 1)
+        items.append(item)
         offsets.append(pos)
     return items, offsets
 

@@ -256,11 +256,10 @@ def _signature_values(r_field: rlp.RlpItem, s_field: rlp.RlpItem) -> tuple[int, 
 
 
 def _recover_sender(signing_hash: bytes, r: int, s: int, parity: int) -> bytes:
+    rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     if _lib is not None:
-        return _recover_sender_direct(
-            signing_hash, r.to_bytes(32, "big") + s.to_bytes(32, "big"), parity
-        )
-    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((parity,))
+        return _recover_sender_direct(signing_hash, rs, parity)
+    signature = rs + bytes((parity,))
     try:
         public_key = PublicKey.from_signature_and_message(signature, signing_hash, hasher=None)
     except ValueError:
@@ -279,11 +278,10 @@ def _recover_sender_direct(signing_hash: bytes, rs: bytes, parity: int) -> bytes
     ) or not _lib.secp256k1_ecdsa_recover(ctx, public_key, signature, signing_hash):
         raise InvalidTransaction("no public key recovers from the signature")
     out = new("unsigned char[65]")
-    _lib.secp256k1_ec_pubkey_serialize(ctx, out, new("size_t *", 65), public_key, _UNCOMPRESSED)
+    _lib.secp256k1_ec_pubkey_serialize(
+        ctx, out, new("size_t *", 65), public_key, _lib.SECP256K1_EC_UNCOMPRESSED
+    )
     return keccak256(_ffi.buffer(out, 65)[1:])[12:]
-
-
-_UNCOMPRESSED = 2  # SECP256K1_EC_UNCOMPRESSED (flags for the serialization)
 
 
 def _decode_nonce(field: rlp.RlpItem) -> int:

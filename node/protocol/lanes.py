@@ -176,9 +176,12 @@ class Lanes:
         every = max(2, self.config.sync_retry_ms // self.config.car_interval_ms)
         effects: list[Effect] = []
         for pos in sorted(self.own_votes):
-            at, resends = due.get(pos, (tick + every, 0))
-            if pos not in due or at > tick:
-                due[pos] = (at, resends)
+            entry = due.get(pos)
+            if entry is None:  # first seen uncertified: the first re-send is due in `every`
+                due[pos] = (tick + every, 0)
+                continue
+            at, resends = entry
+            if at > tick:
                 continue
             due[pos] = (tick + every * min(1 << (resends + 1), MAX_RESEND_BACKOFF), resends + 1)
             car = self.get_car(self.me, pos, self.voted[self.me][pos])
